@@ -1,0 +1,11 @@
+export { TrainerError } from './trainer-error.ts';
+export { InvalidOptionError } from './invalid-option-error.ts';
+export { DatasetError } from './dataset-error.ts';
+export { DatasetDownloadError } from './dataset-download-error.ts';
+export { DatasetMismatchError } from './dataset-mismatch-error.ts';
+export { CheckpointError } from './checkpoint-error.ts';
+export { ModelFormatError } from './model-format-error.ts';
+export { BackendError } from './backend-error.ts';
+export { ShardResultError } from './shard-result-error.ts';
+export { WorkerTimeoutError } from './worker-timeout-error.ts';
+export { RedisConnectionError } from './redis-connection-error.ts';

@@ -1,0 +1,60 @@
+import os from 'node:os';
+import type { BackendChoice } from '../compute/backend.ts';
+
+/** Everything `npm run coordinator` can be told. Defaults live in DEFAULT_TRAIN_OPTIONS, nowhere else. */
+export interface TrainOptions {
+  /** Folder with data_batch_1..5.bin, test_batch.bin, batches.meta.txt (--data, else $CIFAR10_DIR, else data/cifar-10-batches-bin). */
+  data: string;
+  /** Network to train (--model). */
+  model: string;
+  /** Total epochs the run trains (--epochs); on --resume, training continues up to this many. */
+  epochs: number;
+  /** Images per optimizer step (--batch-size). */
+  batchSize: number;
+  /** Adam learning rate (--lr). Betas 0.9/0.999 and eps 1e-8 are PyTorch's defaults. */
+  lr: number;
+  /** Seed for initial weights and each epoch's shuffle (--seed). */
+  seed: number;
+  /** How many parts each batch is cut into (--shards). Part of the run's identity: results depend on it, never on --workers. */
+  shards: number;
+  /** Local worker threads (--workers); ignored with --redis, where whoever runs `npm run worker` computes. */
+  workers: number;
+  /** Where the model, checkpoint, metrics.jsonl and eval.json go (--out). */
+  out: string;
+  /** Train on the first N training images only (--train-limit). */
+  trainLimit: number | undefined;
+  /** Evaluate on the first N test images only (--test-limit). */
+  testLimit: number | undefined;
+  /** Compute backend of the workers (--backend): auto picks tfjs-node if it loads, else wasm. */
+  backend: BackendChoice;
+  /** Continue the run whose checkpoint is in --out (--resume). */
+  resume: boolean;
+  /** Print the layer table and exit (--summary). */
+  summary: boolean;
+  /** Redis URL (--redis, else $REDIS_URL): use remote workers instead of local threads. */
+  redis: string | undefined;
+  /** Give up when a step's shards are not all back after this many seconds (--shard-timeout). */
+  shardTimeoutSeconds: number;
+  /** Skip the final evaluation on the test set (--no-eval). */
+  evaluate: boolean;
+}
+
+export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
+  data: 'data/cifar-10-batches-bin',
+  model: 'tutorial',
+  epochs: 10,
+  batchSize: 10,
+  lr: 1e-3,
+  seed: 1,
+  shards: 2,
+  workers: Math.max(1, os.availableParallelism()),
+  out: 'model',
+  trainLimit: undefined,
+  testLimit: undefined,
+  backend: 'auto',
+  resume: false,
+  summary: false,
+  redis: undefined,
+  shardTimeoutSeconds: 600,
+  evaluate: true,
+};

@@ -1,0 +1,51 @@
+/**
+ * The one interface the training loop talks to: "a pool of workers that compute shard gradients".
+ * Implementations: ThreadPool (piscina worker threads, ./thread-pool.ts) and RedisPool (BullMQ jobs served by
+ * `npm run worker` processes, ./redis-pool.ts). The loop never knows which one it has.
+ *
+ * Contract, for determinism: a shard's result depends only on (weights version, shard's image indices), never on
+ * which worker computed it; implementations return results in shard order and never hand back a result that
+ * failed validation (see ./shard-result.ts) — they recompute that shard instead.
+ */
+export interface ShardTask {
+  /** Global step number (0-based), for logs and to reject late results. */
+  readonly step: number;
+  /** Position of this shard within the step's batch. */
+  readonly shard: number;
+  /** The weights the shard must be computed with (published by publishWeights). */
+  readonly weightsVersion: number;
+  /** Indices of the shard's training images, in batch order. */
+  readonly indices: Int32Array;
+}
+
+/** A contiguous range of test images to classify. */
+export interface EvalTask {
+  readonly weightsVersion: number;
+  readonly start: number;
+  readonly end: number;
+}
+
+/** Predictions for one EvalTask. */
+export interface EvalResult {
+  readonly start: number;
+  /** Sum of the cross-entropy losses of the range's images. */
+  readonly lossSum: number;
+  /** Predicted class of each image start..end-1. */
+  readonly predictions: Int32Array;
+}
+
+export interface WorkerPool {
+  /** One line for the start-up banner, e.g. "2 local worker threads (wasm)". */
+  describe(): string;
+  /** Makes `weights` visible to every worker as version `version` (versions only grow). */
+  publishWeights(version: number, weights: Float32Array): Promise<void>;
+  /**
+   * Computes every shard of one step. Resolves with one flat result per task, in task order:
+   * [summed gradient (parameterCount floats), loss sum, correct predictions] — see ./shard-result.ts.
+   */
+  computeGradients(tasks: readonly ShardTask[]): Promise<Float32Array[]>;
+  /** Classifies test-image ranges with published weights; results in task order. */
+  evaluate(tasks: readonly EvalTask[]): Promise<EvalResult[]>;
+  /** Stops the workers and releases everything the pool holds (threads, Redis keys and connections). */
+  close(): Promise<void>;
+}
