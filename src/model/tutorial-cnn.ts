@@ -27,9 +27,9 @@ function logits(params: readonly tf.Tensor[], x: tf.Tensor4D): tf.Tensor2D {
   h = tf.fused.conv2d({ x: h, filter: w2 as tf.Tensor4D, strides: 1, pad: 'valid', bias: b2, activation: 'relu' });
   h = tf.maxPool(h, 2, 2, 'valid');
   let f: tf.Tensor2D = tf.reshape(h, [h.shape[0], 576]);
-  f = tf.fused.matMul({ a: f, b: w3 as tf.Tensor2D, bias: b3, activation: 'relu' });
-  f = tf.fused.matMul({ a: f, b: w4 as tf.Tensor2D, bias: b4, activation: 'relu' });
-  return tf.fused.matMul({ a: f, b: w5 as tf.Tensor2D, bias: b5 });
+  f = tf.fused.matMul({ a: f, b: w3 as tf.Tensor2D, bias: b3, activation: 'relu' }) as tf.Tensor2D;
+  f = tf.fused.matMul({ a: f, b: w4 as tf.Tensor2D, bias: b4, activation: 'relu' }) as tf.Tensor2D;
+  return tf.fused.matMul({ a: f, b: w5 as tf.Tensor2D, bias: b5 }) as tf.Tensor2D;
 }
 
 function conv(name: string, filters: number, inputShape?: number[]) {

@@ -35,8 +35,12 @@ export interface TrainOptions {
   redis: string | undefined;
   /** Give up when a step's shards are not all back after this many seconds (--shard-timeout). */
   shardTimeoutSeconds: number;
-  /** Skip the final evaluation on the test set (--no-eval). */
+  /** Evaluate the test set after training (--no-eval skips it). */
   evaluate: boolean;
+  /** Also evaluate the test set after every N epochs, for the curves (--eval-every; 0: only at the end). */
+  evalEvery: number;
+  /** Start afresh although --out holds a checkpoint (--overwrite). */
+  overwrite: boolean;
 }
 
 export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
@@ -57,4 +61,6 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   redis: undefined,
   shardTimeoutSeconds: 600,
   evaluate: true,
+  evalEvery: 0,
+  overwrite: false,
 };

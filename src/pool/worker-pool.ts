@@ -1,3 +1,5 @@
+import type { BackendName } from '../compute/backend.ts';
+
 /**
  * The one interface the training loop talks to: "a pool of workers that compute shard gradients".
  * Implementations: ThreadPool (piscina worker threads, ./thread-pool.ts) and RedisPool (BullMQ jobs served by
@@ -35,6 +37,8 @@ export interface EvalResult {
 }
 
 export interface WorkerPool {
+  /** The backend every shard is computed with (part of the run's settings: backends round differently). */
+  readonly backend: BackendName;
   /** One line for the start-up banner, e.g. "2 local worker threads (wasm)". */
   describe(): string;
   /** Makes `weights` visible to every worker as version `version` (versions only grow). */

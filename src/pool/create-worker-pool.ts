@@ -1,0 +1,29 @@
+import type { BackendChoice } from '../compute/backend.ts';
+import type { Cifar10Dataset } from '../data/cifar10-dataset.ts';
+import type { ModelDefinition } from '../model/model-definition.ts';
+import type { WorkerPool } from './worker-pool.ts';
+import { ThreadPool } from './thread-pool.ts';
+
+export interface CreateWorkerPoolInput {
+  readonly options: { readonly redis?: string; readonly workers: number; readonly shardTimeoutSeconds: number };
+  readonly model: ModelDefinition;
+  readonly parameterCount: number;
+  readonly dataset: Cifar10Dataset;
+  readonly backend: BackendChoice;
+  readonly log: (line: string) => void;
+}
+
+/** Local threads, or remote workers when a Redis URL is given: the only place that chooses. */
+export async function createWorkerPool(input: CreateWorkerPoolInput): Promise<WorkerPool> {
+  if (input.options.redis) {
+    const { RedisPool } = await import('./redis-pool.ts');
+    return RedisPool.create({
+      url: input.options.redis, model: input.model.name, parameterCount: input.parameterCount, dataset: input.dataset,
+      backend: input.backend, shardTimeoutSeconds: input.options.shardTimeoutSeconds, log: input.log,
+    });
+  }
+  return ThreadPool.create({
+    model: input.model.name, parameterCount: input.parameterCount, dataset: input.dataset,
+    threads: input.options.workers, backend: input.backend, log: input.log,
+  });
+}

@@ -1,0 +1,29 @@
+import type { BackendChoice, BackendName } from '../compute/backend.ts';
+import type { ImageSet } from '../data/cifar10-dataset.ts';
+
+/**
+ * The vocabulary shared by the two sides of the thread boundary: ThreadPool (./thread-pool.ts, coordinator
+ * side) and workers/thread-worker.ts (thread side).
+ */
+export interface ThreadWorkerData {
+  readonly model: string;
+  readonly backend: BackendChoice;
+  /** Whether this thread may load @tensorflow/tfjs-node (only ever one thread per process). */
+  readonly allowNative: boolean;
+  /** parameterCount float32s: the current weights, written by the coordinator between steps. */
+  readonly weights: SharedArrayBuffer;
+  /** One int32: the version of the weights in `weights`, stored with Atomics after they are written. */
+  readonly weightsVersion: SharedArrayBuffer;
+  readonly train: ImageSet;
+  readonly test: ImageSet;
+}
+
+export type ThreadTask =
+  | { readonly kind: 'hello' }
+  | { readonly kind: 'gradient'; readonly weightsVersion: number; readonly indices: Int32Array }
+  | { readonly kind: 'evaluate'; readonly weightsVersion: number; readonly start: number; readonly end: number };
+
+export interface HelloReply {
+  readonly backend: BackendName;
+  readonly threadId: number;
+}

@@ -1,0 +1,42 @@
+/** Adam's hyper-parameters; PyTorch's defaults unless the run says otherwise. */
+export interface AdamOptions {
+  readonly lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+}
+
+export const ADAM_DEFAULTS: Omit<AdamOptions, 'lr'> = { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+
+/** Adam's state: first and second moments, one float per parameter, and the number of steps taken. */
+export interface AdamState {
+  readonly m: Float32Array;
+  readonly v: Float32Array;
+  step: number;
+}
+
+export function newAdamState(parameterCount: number): AdamState {
+  return { m: new Float32Array(parameterCount), v: new Float32Array(parameterCount), step: 0 };
+}
+
+/**
+ * One Adam step on the flat parameter vector, in place, exactly as torch.optim.Adam (bias-corrected,
+ * eps added after the square root of the corrected second moment). Arithmetic is in float64 per element and
+ * stored as float32, so it is the same on every machine. `gradient` is the batch-mean gradient.
+ */
+export function adamStep(params: Float32Array, gradient: Float32Array, state: AdamState, options: AdamOptions): void {
+  const { lr, beta1, beta2, eps } = options;
+  const { m, v } = state;
+  state.step += 1;
+  const biasCorrection1 = 1 - beta1 ** state.step;
+  const sqrtBiasCorrection2 = Math.sqrt(1 - beta2 ** state.step);
+  const stepSize = lr / biasCorrection1;
+  for (let i = 0; i < params.length; i++) {
+    const g = gradient[i];
+    const mi = beta1 * m[i] + (1 - beta1) * g;
+    const vi = beta2 * v[i] + (1 - beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    params[i] -= (stepSize * m[i]) / (Math.sqrt(v[i]) / sqrtBiasCorrection2 + eps);
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * The coordinator's training loop, top to bottom: follow one batch from the epoch's shuffled permutation to the
+ * shards, the workers, the summed gradient, Adam, and the new weights. Which workers compute (local threads or
+ * Redis) is hidden behind WorkerPool; nothing here depends on how many there are.
+ */
+import type { Cifar10Dataset } from '../data/cifar10-dataset.ts';
+import type { ModelDefinition } from '../model/model-definition.ts';
+import type { ShardTask, WorkerPool } from '../pool/worker-pool.ts';
+import type { RunSettings } from './run-settings.ts';
+import { type AdamState, adamStep, newAdamState } from './adam.ts';
+import { batchIndices, cutIntoShards, epochPermutation, stepsPerEpoch } from './batch-plan.ts';
+import { shardCorrect, shardLossSum } from '../pool/shard-result.ts';
+import { initialParameters } from '../model/parameter-vector.ts';
+import { type Checkpoint, type RunProgress, writeCheckpoint } from '../checkpoint/checkpoint.ts';
+import { saveLayersModel } from '../model/layers-model-files.ts';
+import { appendMetrics, type EpochMetrics, formatEpochLine } from './metrics-log.ts';
+import { ProgressBar } from './progress-bar.ts';
+import { evaluateTestSet } from '../eval/test-evaluation.ts';
+
+export interface TrainerInput {
+  readonly settings: RunSettings;
+  readonly model: ModelDefinition;
+  readonly dataset: Cifar10Dataset;
+  readonly pool: WorkerPool;
+  readonly outDir: string;
+  /** Where to start: a checkpoint read by --resume, or undefined for fresh weights from the seed. */
+  readonly resumeFrom?: Checkpoint;
+  /** Evaluate the test set after every N epochs (0: never during training). */
+  readonly evalEvery?: number;
+  readonly log: (line: string) => void;
+  /** Polled after every step: true (SIGINT/SIGTERM) makes the loop checkpoint where it is and return. */
+  readonly stopRequested: () => boolean;
+  /** Called after every step with the weights (tests use it to compare runs step by step). */
+  readonly onStep?: (globalStep: number, weights: Float32Array) => void;
+}
+
+export interface TrainerOutcome {
+  readonly weights: Float32Array;
+  /** The weights' version as published to the pool (= steps taken). */
+  readonly weightsVersion: number;
+  readonly stopped: boolean;
+  readonly epochs: readonly EpochMetrics[];
+}
+
+export async function train(input: TrainerInput): Promise<TrainerOutcome> {
+  const { settings, dataset, pool, outDir, log } = input;
+  const trainCount = settings.trainCount;
+  const steps = stepsPerEpoch(trainCount, settings.batchSize);
+
+  // State: weights, Adam's moments, and where in the run we are. All of it goes into every checkpoint.
+  const weights = input.resumeFrom ? input.resumeFrom.weights.slice() : initialParameters(input.model, settings.seed);
+  const adam: AdamState = input.resumeFrom
+    ? { m: input.resumeFrom.adam.m.slice(), v: input.resumeFrom.adam.v.slice(), step: input.resumeFrom.adam.step }
+    : newAdamState(weights.length);
+  const progress: RunProgress = input.resumeFrom
+    ? { ...input.resumeFrom.progress }
+    : { epochsDone: 0, stepInEpoch: 0, globalStep: 0, epochLossSum: 0, epochCorrect: 0, epochSeen: 0, elapsedSeconds: 0 };
+  const gradient = new Float32Array(weights.length);
+  const bar = new ProgressBar();
+  const epochs: EpochMetrics[] = [];
+  const checkpoint = () => writeCheckpoint(outDir, { settings, progress, weights, adam });
+
+  await pool.publishWeights(progress.globalStep, weights);
+  try {
+    while (progress.epochsDone < settings.epochs) {
+      const epoch = progress.epochsDone + 1;
+      const permutation = epochPermutation(settings.seed, epoch, trainCount);
+      const epochStarted = performance.now() - progress.elapsedSeconds * 1000;
+
+      for (let step = progress.stepInEpoch; step < steps; step++) {
+        // 1. This step's batch, cut into the run's fixed number of shards.
+        const batch = batchIndices(permutation, step, settings.batchSize);
+        const tasks: ShardTask[] = cutIntoShards(batch, settings.shards).map((indices, shard) => ({
+          step: progress.globalStep, shard, weightsVersion: progress.globalStep, indices: indices.slice(),
+        }));
+
+        // 2. Workers compute each shard's summed gradient; results come back in shard order.
+        const results = await pool.computeGradients(tasks);
+
+        // 3. Add them in shard order (so the sum never depends on who finished first), then average.
+        gradient.fill(0);
+        for (const result of results) {
+          for (let i = 0; i < gradient.length; i++) gradient[i] += result[i];
+          progress.epochLossSum += shardLossSum(result);
+          progress.epochCorrect += shardCorrect(result);
+        }
+        for (let i = 0; i < gradient.length; i++) gradient[i] /= batch.length;
+
+        // 4. Adam on the flat parameter vector, then publish the new weights as the next version.
+        adamStep(weights, gradient, adam, { lr: settings.lr, beta1: settings.beta1, beta2: settings.beta2, eps: settings.eps });
+        progress.globalStep += 1;
+        progress.stepInEpoch = step + 1;
+        progress.epochSeen += batch.length;
+        await pool.publishWeights(progress.globalStep, weights);
+        input.onStep?.(progress.globalStep, weights);
+
+        const elapsed = (performance.now() - epochStarted) / 1000;
+        bar.update(`epoch ${epoch}/${settings.epochs}`, step + 1, steps, elapsed, progress.epochSeen);
+        if (input.stopRequested() && step + 1 < steps) {
+          bar.clear();
+          progress.elapsedSeconds = elapsed;
+          await checkpoint();
+          log(`Stopped at epoch ${epoch}, step ${step + 1} of ${steps}. Checkpoint written to ${outDir}; continue with --resume.`);
+          return { weights, weightsVersion: progress.globalStep, stopped: true, epochs };
+        }
+      }
+
+      // End of epoch: figures, optional test evaluation, checkpoint and model files.
+      bar.clear();
+      const time = (performance.now() - epochStarted) / 1000;
+      let test: { testLoss: number; testAcc: number } | undefined;
+      if (input.evalEvery && epoch % input.evalEvery === 0) {
+        const report = await evaluateTestSet(pool, progress.globalStep, dataset.test, dataset.classNames, settings.testCount);
+        test = { testLoss: report.loss, testAcc: report.accuracy };
+      }
+      const metrics: EpochMetrics = {
+        epoch, loss: progress.epochLossSum / progress.epochSeen, acc: progress.epochCorrect / progress.epochSeen,
+        time, imagesPerSecond: progress.epochSeen / time, globalStep: progress.globalStep, workers: pool.describe(),
+        ...test, timestamp: new Date().toISOString(),
+      };
+      Object.assign(progress, { epochsDone: epoch, stepInEpoch: 0, epochLossSum: 0, epochCorrect: 0, epochSeen: 0, elapsedSeconds: 0 });
+      await checkpoint();
+      await saveLayersModel(outDir, input.model, weights);
+      await appendMetrics(outDir, metrics);
+      epochs.push(metrics);
+      log(formatEpochLine(metrics));
+      if (input.stopRequested() && progress.epochsDone < settings.epochs) {
+        log(`Stopped after epoch ${epoch}. Checkpoint written to ${outDir}; continue with --resume.`);
+        return { weights, weightsVersion: progress.globalStep, stopped: true, epochs };
+      }
+    }
+  } catch (error) {
+    // The weights and Adam's state are consistent after every completed step: keep them for --resume.
+    bar.clear();
+    await checkpoint().catch(() => undefined);
+    throw error;
+  }
+  return { weights, weightsVersion: progress.globalStep, stopped: false, epochs };
+}
