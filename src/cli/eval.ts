@@ -1,0 +1,72 @@
+/** `npm run eval`: classifies the test set with a saved model, spread over the worker pool; writes eval.json beside the model. */
+import os from 'node:os';
+import path from 'node:path';
+import type { BackendChoice } from '../compute/backend.ts';
+import { BACKEND_CHOICES } from '../compute/backend.ts';
+import { type FlagTable, flagsHelp, parseFlags } from '../options/parse-flags.ts';
+import { runCli } from './run-cli.ts';
+import { resolveDataDir } from '../data/data-dir.ts';
+import { ensureCifar10 } from '../data/cifar10-download.ts';
+import { loadCifar10 } from '../data/cifar10-dataset.ts';
+import { loadLayersModelWeights } from '../model/layers-model-files.ts';
+import { createWorkerPool } from '../pool/create-worker-pool.ts';
+import { evaluateTestSet, formatEvaluation } from '../eval/test-evaluation.ts';
+import { writeFileAtomic } from '../fs/atomic-write.ts';
+
+export interface EvalOptions {
+  model: string;
+  data: string;
+  workers: number;
+  backend: BackendChoice;
+  testLimit: number | undefined;
+  redis: string | undefined;
+  shardTimeoutSeconds: number;
+}
+
+export const DEFAULT_EVAL_OPTIONS: EvalOptions = {
+  model: 'model',
+  data: 'data/cifar-10-batches-bin',
+  workers: Math.max(1, os.availableParallelism()),
+  backend: 'auto',
+  testLimit: undefined,
+  redis: undefined,
+  shardTimeoutSeconds: 600,
+};
+
+const EVAL_FLAGS: FlagTable<EvalOptions> = {
+  model: { kind: 'string', key: 'model', help: 'Folder holding model.json and weights.bin' },
+  data: { kind: 'string', key: 'data', help: 'CIFAR-10 binary folder (else $CIFAR10_DIR, else data/cifar-10-batches-bin)' },
+  workers: { kind: 'integer', key: 'workers', help: 'Local worker threads (default: number of CPUs)', min: 1 },
+  backend: { kind: 'string', key: 'backend', help: 'Compute backend', choices: BACKEND_CHOICES },
+  'test-limit': { kind: 'integer', key: 'testLimit', help: 'Evaluate only the first N test images', min: 1 },
+  redis: { kind: 'string', key: 'redis', help: 'Redis URL: evaluate on remote workers (else $REDIS_URL)' },
+  'shard-timeout': { kind: 'number', key: 'shardTimeoutSeconds', help: 'Give up when results are not back after this many seconds', min: 0, exclusiveMin: true },
+};
+
+async function main(): Promise<number> {
+  const options = parseFlags(process.argv.slice(2), EVAL_FLAGS, {
+    ...DEFAULT_EVAL_OPTIONS, data: resolveDataDir(undefined), redis: process.env.REDIS_URL || undefined,
+  });
+  if (options.help) {
+    console.log(flagsHelp('npm run eval -- [flags]', EVAL_FLAGS, DEFAULT_EVAL_OPTIONS));
+    return 0;
+  }
+  const { model, weights } = await loadLayersModelWeights(options.model);
+  await ensureCifar10(options.data, { log: (line) => console.log(line) });
+  const dataset = await loadCifar10(options.data, { testLimit: options.testLimit, trainLimit: 1 });
+  const pool = await createWorkerPool({
+    options, model, parameterCount: weights.length, dataset, backend: options.backend, log: (line) => console.log(line),
+  });
+  try {
+    console.log(`Evaluating ${path.join(options.model, 'model.json')} (${model.name}) on ${dataset.test.count} test images with ${pool.describe()}.`);
+    await pool.publishWeights(0, weights);
+    const report = await evaluateTestSet(pool, 0, dataset.test, dataset.classNames);
+    console.log(formatEvaluation(report));
+    await writeFileAtomic(path.join(options.model, 'eval.json'), JSON.stringify(report, null, 2) + '\n');
+    return 0;
+  } finally {
+    await pool.close();
+  }
+}
+
+runCli(main);
