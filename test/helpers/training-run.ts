@@ -1,0 +1,63 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadCifar10 } from '../../src/data/cifar10-dataset.ts';
+import type { Cifar10Dataset } from '../../src/data/cifar10-dataset.ts';
+import { tutorialCnn } from '../../src/model/tutorial-cnn.ts';
+import { parameterCount } from '../../src/model/parameter-vector.ts';
+import { ThreadPool } from '../../src/pool/thread-pool.ts';
+import { ADAM_DEFAULTS } from '../../src/train/adam.ts';
+import type { RunSettings } from '../../src/train/run-settings.ts';
+import { train, type TrainerOutcome } from '../../src/train/trainer.ts';
+import type { Checkpoint } from '../../src/checkpoint/checkpoint.ts';
+import type { WorkerPool } from '../../src/pool/worker-pool.ts';
+
+export function sha256(bytes: Float32Array): string {
+  return createHash('sha256').update(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)).digest('hex');
+}
+
+export function settingsFor(dataset: Cifar10Dataset, overrides: Partial<RunSettings> = {}): RunSettings {
+  return {
+    model: 'tutorial', parameterCount: parameterCount(tutorialCnn), seed: 5, batchSize: 10, shards: 3, lr: 1e-3,
+    ...ADAM_DEFAULTS, epochs: 2, trainCount: dataset.train.count, testCount: dataset.test.count,
+    dataFingerprint: dataset.fingerprint, backend: 'wasm', ...overrides,
+  };
+}
+
+export interface RecordedRun extends TrainerOutcome {
+  /** SHA-256 of the weights after each step, in order. */
+  readonly stepHashes: string[];
+}
+
+/** Trains in-process with a local ThreadPool (or the given pool) and records the weights' hash after every step. */
+export async function recordRun(
+  dataset: Cifar10Dataset,
+  settings: RunSettings,
+  opts: { threads?: number; pool?: WorkerPool; resumeFrom?: Checkpoint; outDir?: string; stopAfterStep?: number } = {},
+): Promise<RecordedRun> {
+  const pool = opts.pool ?? (await ThreadPool.create({
+    model: 'tutorial', parameterCount: settings.parameterCount, dataset, threads: opts.threads ?? 1, backend: settings.backend,
+  }));
+  const outDir = opts.outDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'run-')));
+  const stepHashes: string[] = [];
+  let lastStep = 0;
+  try {
+    const outcome = await train({
+      settings, model: tutorialCnn, dataset, pool, outDir, resumeFrom: opts.resumeFrom, log: () => undefined,
+      stopRequested: () => opts.stopAfterStep !== undefined && lastStep >= opts.stopAfterStep,
+      onStep: (step, weights) => {
+        lastStep = step;
+        stepHashes.push(sha256(weights));
+      },
+    });
+    return { ...outcome, stepHashes };
+  } finally {
+    if (!opts.pool) await pool.close();
+    if (!opts.outDir) await fs.rm(outDir, { recursive: true, force: true });
+  }
+}
+
+export async function loadFixtureDataset(dir: string): Promise<Cifar10Dataset> {
+  return loadCifar10(dir);
+}
