@@ -28,7 +28,7 @@ export const COORDINATOR_FLAGS: FlagTable<TrainOptions> = {
   lr: { kind: 'number', key: 'lr', help: 'Adam learning rate', min: 0, exclusiveMin: true },
   seed: { kind: 'integer', key: 'seed', help: 'Seed of the initial weights and the shuffles', min: 0 },
   shards: { kind: 'integer', key: 'shards', help: 'Parts each batch is cut into (part of the run: results depend on it, not on --workers)', min: 1 },
-  workers: { kind: 'integer', key: 'workers', help: 'Local worker threads (default: number of CPUs)', min: 1 },
+  workers: { kind: 'integer', key: 'workers', help: 'Local worker threads (one per CPU unless told)', min: 1 },
   out: { kind: 'string', key: 'out', help: 'Folder for model, checkpoint, metrics.jsonl, eval.json' },
   'train-limit': { kind: 'integer', key: 'trainLimit', help: 'Use only the first N training images', min: 1 },
   'test-limit': { kind: 'integer', key: 'testLimit', help: 'Use only the first N test images', min: 1 },

@@ -36,7 +36,7 @@ export const DEFAULT_EVAL_OPTIONS: EvalOptions = {
 const EVAL_FLAGS: FlagTable<EvalOptions> = {
   model: { kind: 'string', key: 'model', help: 'Folder holding model.json and weights.bin' },
   data: { kind: 'string', key: 'data', help: 'CIFAR-10 binary folder (else $CIFAR10_DIR, else data/cifar-10-batches-bin)' },
-  workers: { kind: 'integer', key: 'workers', help: 'Local worker threads (default: number of CPUs)', min: 1 },
+  workers: { kind: 'integer', key: 'workers', help: 'Local worker threads (one per CPU unless told)', min: 1 },
   backend: { kind: 'string', key: 'backend', help: 'Compute backend', choices: BACKEND_CHOICES },
   'test-limit': { kind: 'integer', key: 'testLimit', help: 'Evaluate only the first N test images', min: 1 },
   redis: { kind: 'string', key: 'redis', help: 'Redis URL: evaluate on remote workers (else $REDIS_URL)' },
