@@ -1,4 +1,19 @@
-// STUB — owned by the data helper; signatures are the contract.
+// The CIFAR-10 data set in memory, and loadCifar10, which reads, validates and converts it.
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { DatasetError, InvalidOptionError } from '../errors/index.ts';
+import {
+  CIFAR10_FILES,
+  META_FILE,
+  TEST_FILE,
+  TRAIN_FILES,
+  fixAdvice,
+  parseMeta,
+  readCifar10File,
+  recordsToNhwc,
+  validateRecords,
+} from './cifar10-files.ts';
+
 /** 32×32 RGB, stored NHWC as bytes. */
 export const IMAGE_HEIGHT = 32;
 export const IMAGE_WIDTH = 32;
@@ -22,4 +37,95 @@ export interface Cifar10Dataset {
   readonly test: ImageSet;
   /** Hex SHA-256 over the files' bytes (all of them, whatever the limits) — identifies the data set. */
   readonly fingerprint: string;
+}
+
+export interface LoadCifar10Options {
+  /** Keep only the first N training images (1 ≤ N ≤ training set size). */
+  readonly trainLimit?: number;
+  /** Keep only the first N test images (1 ≤ N ≤ test set size). */
+  readonly testLimit?: number;
+}
+
+function checkLimitValue(limit: number | undefined, flag: string): void {
+  if (limit === undefined) return;
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new InvalidOptionError(`${flag} must be a whole number of images ≥ 1, got ${limit}.`);
+  }
+}
+
+function applyLimit(limit: number | undefined, available: number, flag: string, what: string, dir: string): number {
+  if (limit === undefined) return available;
+  if (limit > available) {
+    throw new DatasetError(
+      `${flag} ${limit} asks for more images than the ${what} set in ${dir} holds (${available}). ` +
+        `Use ${flag} ${available} or less, or leave it out to use them all.`,
+    );
+  }
+  return limit;
+}
+
+function sharedImageSet(count: number): { images: Uint8Array; labels: Uint8Array } {
+  return {
+    images: new Uint8Array(new SharedArrayBuffer(count * IMAGE_BYTES)),
+    labels: new Uint8Array(new SharedArrayBuffer(count)),
+  };
+}
+
+/**
+ * Reads and validates every file in `dir` (all of them, whatever the limits), then converts the planar
+ * records to NHWC bytes in SharedArrayBuffers. Throws a DatasetError naming the file for a missing, empty or
+ * truncated file, a label outside 0–9, a bad batches.meta.txt, or training files of different lengths; it
+ * never returns partial data.
+ */
+export async function loadCifar10(dir: string, opts: LoadCifar10Options = {}): Promise<Cifar10Dataset> {
+  checkLimitValue(opts.trainLimit, '--train-limit');
+  checkLimitValue(opts.testLimit, '--test-limit');
+
+  // Read in parallel; report the first failure in the fixed file order, so the message is deterministic.
+  const settled = await Promise.allSettled(CIFAR10_FILES.map((name) => readCifar10File(dir, name)));
+  const bytes = new Map<string, Buffer>();
+  for (let i = 0; i < CIFAR10_FILES.length; i++) {
+    const s = settled[i];
+    if (s.status === 'rejected') throw s.reason;
+    bytes.set(CIFAR10_FILES[i], s.value);
+  }
+  const file = (name: string) => path.join(dir, name);
+
+  const classNames = parseMeta(bytes.get(META_FILE)!, file(META_FILE), dir);
+  const trainCounts = TRAIN_FILES.map((name) => validateRecords(bytes.get(name)!, file(name), dir));
+  const testCount = validateRecords(bytes.get(TEST_FILE)!, file(TEST_FILE), dir);
+  const perTrainFile = trainCounts[0];
+  const odd = trainCounts.findIndex((c) => c !== perTrainFile);
+  if (odd !== -1) {
+    throw new DatasetError(
+      `CIFAR-10 file ${file(TRAIN_FILES[odd])} holds ${trainCounts[odd]} records but ${file(TRAIN_FILES[0])} ` +
+        `holds ${perTrainFile}; the five training files must all be the same length (10,000 records each for ` +
+        `the real data set). ${fixAdvice(dir)}`,
+    );
+  }
+
+  const hash = createHash('sha256');
+  for (const name of CIFAR10_FILES) hash.update(bytes.get(name)!);
+  const fingerprint = hash.digest('hex');
+
+  const trainTotal = perTrainFile * TRAIN_FILES.length;
+  const trainCount = applyLimit(opts.trainLimit, trainTotal, '--train-limit', 'training', dir);
+  const testKept = applyLimit(opts.testLimit, testCount, '--test-limit', 'test', dir);
+
+  const train = sharedImageSet(trainCount);
+  for (let f = 0, done = 0; f < TRAIN_FILES.length && done < trainCount; f++) {
+    const n = Math.min(perTrainFile, trainCount - done);
+    recordsToNhwc(bytes.get(TRAIN_FILES[f])!, 0, n, train.images, train.labels, done);
+    done += n;
+  }
+  const test = sharedImageSet(testKept);
+  recordsToNhwc(bytes.get(TEST_FILE)!, 0, testKept, test.images, test.labels, 0);
+
+  return {
+    dir,
+    classNames,
+    train: { count: trainCount, ...train },
+    test: { count: testKept, ...test },
+    fingerprint,
+  };
 }
