@@ -1,0 +1,100 @@
+/**
+ * `npm run worker`: computes shards for coordinators started with --redis. Start as many as you like, on as many
+ * machines as you like, at any moment of a run; each needs its own copy of the CIFAR-10 files (downloaded when
+ * absent, like the coordinator does) and serves the runs whose data match them.
+ */
+import os from 'node:os';
+import type { BackendChoice } from '../compute/backend.ts';
+import { BACKEND_CHOICES } from '../compute/backend.ts';
+import { type FlagTable, flagsHelp, parseFlags } from '../options/parse-flags.ts';
+import { runCli } from './run-cli.ts';
+import { resolveDataDir } from '../data/data-dir.ts';
+import { ensureCifar10 } from '../data/cifar10-download.ts';
+import { loadCifar10 } from '../data/cifar10-dataset.ts';
+import { checkRedis, parseRedisUrl } from '../redis/connection.ts';
+import { resolveNamespace } from '../redis/keys.ts';
+import { secretFromEnv } from '../redis/result-signing.ts';
+import { RemoteWorker } from '../../workers/remote-worker.ts';
+
+export interface WorkerOptions {
+  redis: string;
+  data: string;
+  concurrency: number;
+  backend: BackendChoice;
+  namespace: string | undefined;
+  lockSeconds: number;
+  name: string | undefined;
+  verbose: boolean;
+}
+
+export const DEFAULT_WORKER_OPTIONS: WorkerOptions = {
+  redis: 'redis://127.0.0.1:6379',
+  data: 'data/cifar-10-batches-bin',
+  concurrency: Math.max(1, os.availableParallelism()),
+  backend: 'auto',
+  namespace: undefined,
+  lockSeconds: 30,
+  name: undefined,
+  verbose: false,
+};
+
+export const WORKER_FLAGS: FlagTable<WorkerOptions> = {
+  redis: { kind: 'string', key: 'redis', help: 'Redis URL, redis://[user:password@]host:port[/db] or rediss:// for TLS (else $REDIS_URL)' },
+  data: { kind: 'string', key: 'data', help: 'CIFAR-10 binary folder (else $CIFAR10_DIR, else data/cifar-10-batches-bin); downloaded when absent' },
+  concurrency: { kind: 'integer', key: 'concurrency', help: 'Compute threads = jobs at once (tfjs-node: always 1, it threads itself)', min: 1 },
+  backend: { kind: 'string', key: 'backend', help: "Compute backend; 'auto' uses the one each run announces", choices: BACKEND_CHOICES },
+  namespace: { kind: 'string', key: 'namespace', help: 'Serve the runs of this Redis key namespace (else $TRAINER_NAMESPACE, else cifar-dp)' },
+  'lock-seconds': { kind: 'number', key: 'lockSeconds', help: "BullMQ job lock: a killed worker's job is recomputed elsewhere after 2–3× this", min: 0, exclusiveMin: true },
+  name: { kind: 'string', key: 'name', help: 'Worker name in logs and jobs (default host:pid)' },
+  verbose: { kind: 'boolean', key: 'verbose', help: 'Log every job' },
+};
+
+async function main(): Promise<number> {
+  const options = parseFlags(process.argv.slice(2), WORKER_FLAGS, {
+    ...DEFAULT_WORKER_OPTIONS,
+    data: resolveDataDir(undefined),
+    redis: process.env.REDIS_URL || DEFAULT_WORKER_OPTIONS.redis,
+  });
+  if (options.help) {
+    console.log(flagsHelp('npm run worker -- [flags]', WORKER_FLAGS, DEFAULT_WORKER_OPTIONS));
+    console.log('\nEnvironment: REDIS_URL, CIFAR10_DIR, TRAINER_SECRET (sign results), TRAINER_NAMESPACE, REDIS_TLS_CA_FILE.');
+    return 0;
+  }
+  const log = (line: string) => console.log(line);
+  const target = parseRedisUrl(options.redis);
+  const namespace = resolveNamespace(options.namespace);
+  await checkRedis(target);
+
+  await ensureCifar10(options.data, { log });
+  const dataset = await loadCifar10(options.data);
+  const delay = Number(process.env.TRAINER_TEST_JOB_DELAY_MS ?? 0);
+  const worker = new RemoteWorker({
+    target, namespace, dataset, concurrency: options.concurrency, backend: options.backend, lockSeconds: options.lockSeconds,
+    name: options.name, secret: secretFromEnv(), log, verbose: options.verbose, ...(delay > 0 ? { jobDelayMs: delay } : {}),
+  });
+  log(
+    `Worker ${worker.id}: CIFAR-10 from ${dataset.dir} (${dataset.train.count} training, ${dataset.test.count} test images, ` +
+      `fingerprint ${dataset.fingerprint.slice(0, 12)}…). Redis ${target.display}, namespace ${namespace}, ` +
+      `${options.concurrency} thread${options.concurrency === 1 ? '' : 's'}${secretFromEnv() ? ', signing results' : ''}. Waiting for runs.`,
+  );
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals === 1) {
+      log(`${signal}: finishing the jobs in hand, then leaving (press again to leave at once; those jobs then go to other workers).`);
+      void worker.stop(false);
+    } else {
+      log(`${signal} again: leaving now.`);
+      void worker.stop(true).finally(() => process.exit(130));
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  worker.start();
+  await worker.stopped;
+  log(`Worker ${worker.id}: stopped.`);
+  return 0;
+}
+
+runCli(main);

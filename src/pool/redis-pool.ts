@@ -1,0 +1,648 @@
+/**
+ * WorkerPool over Redis: shards and evaluation ranges become BullMQ jobs of the run's queue, served by
+ * `npm run worker` processes anywhere (workers/remote-worker.ts). What goes where:
+ *
+ *   coordinator                               Redis (all under <namespace>:run:<runId>:)        worker
+ *   publishWeights(v) ─ SET weights:<v> ────▶ weights:<v>  (binary, once per step) ─── GET once per v ─▶
+ *   computeGradients ─ addBulk jobs ────────▶ tasks:* (BullMQ queue; job = ids + indices) ─ takes job ─▶
+ *                    ◀─ XREAD tasks:events ── 'completed' g<round>-<shard>-<attempt> ◀── SET result:<job>
+ *                    ─ GET + DEL result:<job>  (msgpack: Float32Array bytes, HMAC-signed with TRAINER_SECRET)
+ *
+ * Every result is checked before it is used (run, task, weights version, signature, length, NaN/Inf); one that
+ * fails is logged with the worker's id, counted, and its shard computed again as a new job. Results are
+ * returned in task order, so the sum of a step never depends on who finished first. A shard that is not back
+ * makes the pool say on whom it waits; after shardTimeoutSeconds it gives up with a WorkerTimeoutError.
+ * Losing Redis is ridden out for a while (and the run re-announced if Redis lost its data); after that a
+ * RedisConnectionError stops the run, whose last completed step is in the checkpoint for --resume.
+ */
+import os from 'node:os';
+import { createRequire } from 'node:module';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { BackendChoice, BackendName } from '../compute/backend.ts';
+import type { Cifar10Dataset } from '../data/cifar10-dataset.ts';
+import { RedisConnectionError, ShardResultError, WorkerTimeoutError } from '../errors/index.ts';
+import type { EvalResult, EvalTask, ShardTask, WorkerPool } from './worker-pool.ts';
+import { shardResultLength, validateShardResult } from './shard-result.ts';
+import { checkRedis, openClient, parseRedisUrl, reconnectingOptions, redisConnectionError, type RedisTarget, withDeadline } from '../redis/connection.ts';
+import { type JobName, QUEUE_NAME, RunKeys, type TaskKind, jobId, newRunId, parseJobId, resolveNamespace } from '../redis/keys.ts';
+import { PROTOCOL_VERSION, type RunAnnouncement, announceRun, renewAnnouncement } from '../redis/run-announcement.ts';
+import { deleteRunKeys, sweepAbandonedRuns } from '../redis/run-cleanup.ts';
+import { WeightsStore } from '../redis/weights-store.ts';
+import { type WorkerPresence, describePresences, readPresences } from '../redis/worker-presence.ts';
+import { secretCheck, secretFromEnv, verifyResult } from '../redis/result-signing.ts';
+import {
+  CodecError, type JobData, type ResultEnvelope, decodeEvalPayload, decodeGradientPayload, decodeResult, encodeIndices,
+  subjectPosition, taskDigest, JOB_FORMAT,
+} from '../redis/payload-codec.ts';
+
+export interface RedisPoolOptions {
+  readonly url: string;
+  readonly model: string;
+  readonly parameterCount: number;
+  readonly dataset: Pick<Cifar10Dataset, 'fingerprint' | 'train' | 'test'> & { readonly classNames?: readonly string[] };
+  /** 'auto' becomes 'node' when @tensorflow/tfjs-node is installed here, else 'wasm'; every worker must match it. */
+  readonly backend: BackendChoice;
+  /** Give up (WorkerTimeoutError) when a step's shards are not all back after this long. */
+  readonly shardTimeoutSeconds: number;
+  readonly log: (line: string) => void;
+  /** Key namespace (default $TRAINER_NAMESPACE, else 'cifar-dp'); workers serve the runs of their namespace. */
+  readonly namespace?: string;
+  /**
+   * What this run writes to, e.g. the absolute --out folder. A run announced on this host with the same owner
+   * is an earlier attempt of this one (a coordinator killed, then restarted with --resume): its keys are deleted
+   * at once. Without it, earlier attempts are removed when their announcement expires.
+   */
+  readonly owner?: string;
+  /** Shared secret for signed results (default $TRAINER_SECRET; unset: results are not signed). */
+  readonly secret?: string;
+  /** TTL of the run announcement; the coordinator renews it every fifth of it. Default 15 s. */
+  readonly announceTtlSeconds?: number;
+  /** How long to wait for a lost Redis connection to come back before stopping the run. Default 60 s. */
+  readonly redisOutageSeconds?: number;
+  /** How often to say on whom a step waits. Default: a quarter of shardTimeoutSeconds, between 1 and 10 s. */
+  readonly waitLogSeconds?: number;
+}
+
+/** Why a result was not used; counted per reason (see rejectedResults()). */
+export type RejectReason =
+  | 'unsigned' | 'bad-signature' | 'malformed' | 'wrong-length' | 'non-finite' | 'late' | 'duplicate' | 'missing' | 'wrong-task';
+
+class RejectedResult extends Error {
+  constructor(readonly reason: RejectReason, message: string) {
+    super(message);
+  }
+}
+
+/** One task of a round (a step's shards, or an evaluation's test ranges). */
+interface RoundTask<T> {
+  readonly data: JobData;
+  readonly digest: string;
+  /** "step 12 shard 1" / "test images 500–999". */
+  readonly label: string;
+  readonly decode: (envelope: ResultEnvelope, worker: string) => T;
+  attempt: number;
+  /** The job id of the attempt in flight; undefined while (re)submission is due. */
+  jobId: string;
+  submitted: boolean;
+  result?: T;
+}
+
+interface StreamEvent {
+  readonly id: string;
+  readonly fields: Record<string, string>;
+}
+
+const DEFAULT_ANNOUNCE_TTL_S = 15;
+const DEFAULT_OUTAGE_S = 60;
+const TICK_MS = 1000;
+
+export class RedisPool implements WorkerPool {
+  private round = 0;
+  private lastEventId = '0-0';
+  private pendingRead: Promise<StreamEvent[]> | undefined;
+  private currentVersion = -1;
+  private currentWeights: Float32Array | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private heartbeatBusy = false;
+  /** Set by the heartbeat when the announcement vanished (Redis lost its data, or the run was swept). */
+  private runLost = false;
+  private recoveries = 0;
+  private disconnectedSince: number | undefined;
+  private lastConnectionError = '';
+  private closed = false;
+  private serving = 0;
+  private readonly rejected = new Map<RejectReason, number>();
+  private readonly traffic = { weightsBytes: 0, resultBytes: 0, jobs: 0 };
+
+  private constructor(
+    private readonly options: RedisPoolOptions,
+    private readonly target: RedisTarget,
+    private readonly redis: Redis,
+    private readonly events: Redis,
+    private readonly queue: Queue,
+    readonly keys: RunKeys,
+    private readonly announcement: RunAnnouncement,
+    private readonly weights: WeightsStore,
+    private readonly secret: string | undefined,
+    readonly backend: BackendName,
+  ) {
+    redis.on('close', () => {
+      this.disconnectedSince ??= Date.now();
+    });
+    redis.on('error', (error: Error) => {
+      this.lastConnectionError = error.message;
+    });
+    redis.on('ready', () => {
+      if (this.disconnectedSince !== undefined && !this.closed) {
+        this.options.log(`Redis at ${this.target.display} is back after ${((Date.now() - this.disconnectedSince) / 1000).toFixed(1)} s.`);
+      }
+      this.disconnectedSince = undefined;
+    });
+  }
+
+  static async create(options: RedisPoolOptions): Promise<RedisPool> {
+    const target = parseRedisUrl(options.url);
+    await checkRedis(target);
+    const namespace = resolveNamespace(options.namespace);
+    const backend = resolveRemoteBackend(options.backend);
+    const secret = options.secret ?? secretFromEnv();
+    const keys = new RunKeys(namespace, newRunId());
+    const host = os.hostname();
+    const owner = options.owner !== undefined ? `${host}:${options.owner}` : `${host}:pid ${process.pid}`;
+    const ttlMs = (options.announceTtlSeconds ?? DEFAULT_ANNOUNCE_TTL_S) * 1000;
+
+    const redis = openClient(target, 'cifar-dp:coordinator');
+    const events = openClient(target, 'cifar-dp:coordinator-events');
+    let queue: Queue | undefined;
+    try {
+      await withDeadline(redis.ping(), 10_000, () => redisConnectionError(target, new Error('no answer to PING within 10 s')));
+      await sweepAbandonedRuns(redis, namespace, { except: keys.runId, owner: options.owner !== undefined ? owner : undefined, log: options.log });
+      queue = new Queue(QUEUE_NAME, {
+        connection: reconnectingOptions(target, 'cifar-dp:coordinator-queue'),
+        prefix: keys.prefix,
+        streams: { events: { maxLen: 2000 } },
+        defaultJobOptions: { attempts: 1, removeOnComplete: true, removeOnFail: true },
+      });
+      queue.on('error', () => undefined);
+      await withDeadline(queue.waitUntilReady(), 10_000, () => redisConnectionError(target, new Error('the BullMQ queue did not get ready within 10 s')));
+      const announcement: RunAnnouncement = {
+        protocol: PROTOCOL_VERSION, runId: keys.runId, state: 'running', model: options.model, parameterCount: options.parameterCount,
+        classes: options.dataset.classNames?.length ?? 10, backend, dataFingerprint: options.dataset.fingerprint,
+        trainCount: options.dataset.train.count, testCount: options.dataset.test.count, signed: secret !== undefined,
+        ...(secret ? { secretCheck: secretCheck(secret, keys.runId) } : {}), owner, host, pid: process.pid, startedAt: new Date().toISOString(),
+      };
+      await announceRun(redis, keys, announcement, ttlMs);
+      const pool = new RedisPool(options, target, redis, events, queue, keys, announcement, new WeightsStore(redis, keys, secret), secret, backend);
+      pool.heartbeat = setInterval(() => void pool.beat(), Math.max(200, ttlMs / 5));
+      pool.heartbeat.unref();
+      options.log(
+        `Run ${keys.runId} announced on Redis ${target.display} (namespace ${namespace}, backend ${backend}` +
+          `${secret ? ', results must be signed with TRAINER_SECRET' : ''}). Start workers with: npm run worker -- --redis <url>`,
+      );
+      return pool;
+    } catch (error) {
+      await queue?.close().catch(() => undefined);
+      redis.disconnect();
+      events.disconnect();
+      if (error instanceof Error && error.name === 'RedisConnectionError') throw error;
+      throw redisConnectionError(target, error);
+    }
+  }
+
+  describe(): string {
+    const who = this.serving > 0 ? `${this.serving} remote worker${this.serving === 1 ? '' : 's'}` : 'remote workers';
+    return `${who} via Redis ${this.target.display} (run ${this.keys.runId}, ${this.backend})`;
+  }
+
+  /** Results not used so far, by reason. */
+  rejectedResults(): Readonly<Record<string, number>> {
+    return Object.fromEntries(this.rejected);
+  }
+
+  /** Bytes this pool wrote as weights and read as results, and jobs it submitted. */
+  trafficStats(): Readonly<{ weightsBytes: number; resultBytes: number; jobs: number }> {
+    return { ...this.traffic };
+  }
+
+  async publishWeights(version: number, weights: Float32Array): Promise<void> {
+    this.currentVersion = version;
+    this.currentWeights = weights.slice();
+    this.traffic.weightsBytes += await this.whileConnected(() => this.weights.publish(version, weights), 'publishing the weights');
+  }
+
+  async computeGradients(tasks: readonly ShardTask[]): Promise<Float32Array[]> {
+    const round = ++this.round;
+    const expected = shardResultLength(this.options.parameterCount);
+    return this.runRound('gradient', round, tasks.map((task, index) => {
+      const data: JobData = {
+        v: JOB_FORMAT, kind: 'gradient', round, index, step: task.step, shard: task.shard, weightsVersion: task.weightsVersion,
+        indices: encodeIndices(task.indices),
+      };
+      return this.roundTask(data, `step ${task.step} shard ${task.shard}`, (envelope, worker) => {
+        let values: Float32Array;
+        try {
+          values = decodeGradientPayload(envelope.payload);
+        } catch (error) {
+          if (error instanceof CodecError) throw new RejectedResult('malformed', error.message);
+          throw error;
+        }
+        if (values.length !== expected) throw new RejectedResult('wrong-length', `it holds ${values.length} values, expected ${expected}`);
+        try {
+          return validateShardResult(values, this.options.parameterCount, task.indices.length, `worker ${worker}`);
+        } catch (error) {
+          if (error instanceof ShardResultError) throw new RejectedResult('non-finite', error.message);
+          throw error;
+        }
+      });
+    }));
+  }
+
+  async evaluate(tasks: readonly EvalTask[]): Promise<EvalResult[]> {
+    const round = ++this.round;
+    const classes = this.announcement.classes;
+    return this.runRound('evaluate', round, tasks.map((task, index) => {
+      const data: JobData = { v: JOB_FORMAT, kind: 'evaluate', round, index, weightsVersion: task.weightsVersion, start: task.start, end: task.end };
+      return this.roundTask(data, `test images ${task.start}–${task.end - 1}`, (envelope) => {
+        try {
+          return decodeEvalPayload(envelope.payload, task, classes);
+        } catch (error) {
+          if (error instanceof CodecError) throw new RejectedResult(/predictions, expected/.test(error.message) ? 'wrong-length' : 'malformed', error.message);
+          throw error;
+        }
+      });
+    }));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.heartbeat);
+    const rejected = [...this.rejected].map(([reason, n]) => `${n} ${reason}`);
+    if (rejected.length > 0) this.options.log(`Results not used during this run: ${rejected.join(', ')}.`);
+    try {
+      await withDeadline(this.removeRun(), 15_000, () => new Error('Redis did not answer within 15 s'));
+    } catch (error) {
+      this.options.log(
+        `Could not remove run ${this.keys.runId}'s keys from Redis ${this.target.display} (${(error as Error).message}); ` +
+          'the next coordinator or worker of this namespace removes them once the run announcement has expired.',
+      );
+    } finally {
+      await this.queue.close().catch(() => undefined);
+      this.events.disconnect();
+      await this.redis.quit().catch(() => this.redis.disconnect());
+    }
+  }
+
+  // ---- rounds ----
+
+  private roundTask<T>(data: JobData, label: string, decode: (envelope: ResultEnvelope, worker: string) => T): RoundTask<T> {
+    return { data, digest: taskDigest(data), label, decode, attempt: 1, jobId: '', submitted: false };
+  }
+
+  private jobName(task: RoundTask<unknown>): JobName {
+    return { kind: task.data.kind, round: task.data.round, index: task.data.index, attempt: task.attempt };
+  }
+
+  /** Sends every task as a job and waits until each has an accepted result; results in task order. */
+  private async runRound<T>(kind: TaskKind, round: number, tasks: RoundTask<T>[]): Promise<T[]> {
+    const started = Date.now();
+    const timeoutMs = this.options.shardTimeoutSeconds * 1000;
+    const waitLogMs = (this.options.waitLogSeconds ?? Math.min(10, Math.max(1, this.options.shardTimeoutSeconds / 4))) * 1000;
+    let nextWaitLog = started + waitLogMs;
+    let recoveriesSeen = this.recoveries;
+    for (const task of tasks) task.jobId = jobId(this.jobName(task));
+    await this.submit(tasks.filter((t) => !t.submitted));
+
+    let pending = tasks.length;
+    while (pending > 0) {
+      for (const event of await this.nextEvents(TICK_MS)) {
+        pending -= await this.handleEvent(event, kind, round, tasks);
+      }
+      if (pending === 0) break;
+      const now = Date.now();
+      this.checkConnection(now);
+      if (this.recoveries !== recoveriesSeen) {
+        recoveriesSeen = this.recoveries;
+        const open = tasks.filter((t) => t.result === undefined);
+        for (const task of open) this.retry(task);
+        this.options.log(`Resubmitted ${open.map((t) => t.label).join(', ')} after the run's keys were restored.`);
+      }
+      const unsent = tasks.filter((t) => t.result === undefined && !t.submitted);
+      if (unsent.length > 0) await this.submit(unsent);
+      if (now >= nextWaitLog || now - started >= timeoutMs) {
+        const open = tasks.filter((t) => t.result === undefined);
+        await this.resubmitVanished(open, kind, round, tasks);
+        const status = await this.describeWaiting(open, now);
+        const what = kind === 'gradient' ? `step ${(open[0]?.data as { step?: number }).step ?? '?'}` : 'the evaluation';
+        if (now - started >= timeoutMs) {
+          throw new WorkerTimeoutError(
+            `Gave up on ${what} after ${Math.round((now - started) / 1000)} s (--shard-timeout ${this.options.shardTimeoutSeconds}): ` +
+              `still waiting for ${status}. Start workers with \`npm run worker -- --redis ${this.target.display}\` ` +
+              '(same data set and backend as this coordinator), or raise --shard-timeout. The checkpoint holds the last completed step; continue with --resume.',
+          );
+        }
+        this.options.log(`Waiting ${Math.round((now - started) / 1000)} s for ${status}.`);
+        nextWaitLog = now + waitLogMs;
+      }
+    }
+    return tasks.map((t) => t.result as T);
+  }
+
+  /** Adds the tasks' current attempts as jobs; a failure leaves them unsubmitted for the next tick. */
+  private async submit(tasks: RoundTask<unknown>[]): Promise<void> {
+    if (tasks.length === 0) return;
+    try {
+      await withDeadline(
+        this.queue.addBulk(tasks.map((t) => ({ name: t.data.kind, data: t.data, opts: { jobId: t.jobId } }))),
+        5000,
+        () => new Error('timed out'),
+      );
+      for (const t of tasks) t.submitted = true;
+      this.traffic.jobs += tasks.length;
+    } catch {
+      // Redis away: checkConnection() decides how long that may last; the next tick submits them again.
+    }
+  }
+
+  /** Starts a new attempt of a task (after a rejected or failed result, or lost keys). */
+  private retry(task: RoundTask<unknown>): void {
+    task.attempt += 1;
+    task.jobId = jobId(this.jobName(task));
+    task.submitted = false;
+  }
+
+  /** Reads BullMQ's event stream from where the last read stopped; [] after `ms` without events. */
+  private async nextEvents(ms: number): Promise<StreamEvent[]> {
+    this.pendingRead ??= this.readEvents();
+    let timer: NodeJS.Timeout | undefined;
+    const tick = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), ms);
+    });
+    try {
+      const events = await Promise.race([this.pendingRead, tick]);
+      if (events === undefined) return [];
+      this.pendingRead = undefined;
+      return events;
+    } catch {
+      this.pendingRead = undefined;
+      return [];
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async readEvents(): Promise<StreamEvent[]> {
+    const reply = (await this.events.xread('COUNT', 500, 'BLOCK', 1000, 'STREAMS', this.keys.events, this.lastEventId)) as
+      | [string, [string, string[]][]][]
+      | null;
+    const out: StreamEvent[] = [];
+    for (const [, entries] of reply ?? []) {
+      for (const [id, list] of entries) {
+        const fields: Record<string, string> = {};
+        for (let i = 0; i + 1 < list.length; i += 2) fields[list[i]] = list[i + 1];
+        out.push({ id, fields });
+        this.lastEventId = id;
+      }
+    }
+    return out;
+  }
+
+  /** Applies one queue event to the round; returns 1 when it completed a task. */
+  private async handleEvent<T>(event: StreamEvent, kind: TaskKind, round: number, tasks: RoundTask<T>[]): Promise<number> {
+    const { event: type, jobId: id } = event.fields;
+    if (type !== 'completed' && type !== 'failed' && type !== 'stalled') return 0;
+    const name = parseJobId(id);
+    const claimed = claimedWorker(event.fields.returnvalue);
+    const task = name && name.kind === kind && name.round === round ? tasks[name.index] : undefined;
+
+    if (type === 'stalled') {
+      if (task && task.result === undefined) {
+        this.options.log(`Job ${id} (${task.label}) stalled: its worker stopped renewing the job's lock (killed or hung). BullMQ put it back in the queue for another worker.`);
+      }
+      return 0;
+    }
+    if (type === 'failed') {
+      if (task && task.result === undefined && task.jobId === id) {
+        this.retry(task);
+        this.options.log(`${capitalize(task.label)} failed on a worker (job ${id}): ${event.fields.failedReason ?? 'no reason given'}. Computing it again (attempt ${task.attempt}).`);
+      }
+      return 0;
+    }
+
+    // 'completed': the result bytes wait at result:<jobId>.
+    const resultKey = this.keys.result(String(id));
+    if (!name) {
+      this.reject('malformed', `Ignored a completion of job ${JSON.stringify(id)}, which is no job of this run, from worker ${claimed}.`);
+      return 0;
+    }
+    if (!task) {
+      await this.redis.unlink(resultKey).catch(() => undefined);
+      this.reject('late', `Ignored a late result of job ${id} from worker ${claimed}: that ${name.kind === 'gradient' ? 'step' : 'evaluation'} is already complete.`);
+      return 0;
+    }
+    if (task.result !== undefined) {
+      await this.redis.unlink(resultKey).catch(() => undefined);
+      this.reject('duplicate', `Ignored a duplicate result for ${task.label} (job ${id}) from worker ${claimed}: that shard is already in.`);
+      return 0;
+    }
+    let bytes: Buffer | null = null;
+    try {
+      bytes = await this.whileConnected(() => this.redis.getBuffer(resultKey), 'reading a result');
+      await this.redis.unlink(resultKey).catch(() => undefined);
+    } catch (error) {
+      if (error instanceof RedisConnectionError) throw error;
+    }
+    let worker = claimed;
+    try {
+      if (bytes === null) throw new RejectedResult('missing', `no result bytes at ${resultKey}`);
+      this.traffic.resultBytes += bytes.length;
+      if (bytes.length > shardResultLength(this.options.parameterCount) * 4 + 64 * 1024) {
+        throw new RejectedResult('malformed', `the result is ${bytes.length} bytes, far more than any result of this model`);
+      }
+      let envelope: ResultEnvelope;
+      try {
+        envelope = decodeResult(bytes);
+      } catch (error) {
+        if (error instanceof CodecError) throw new RejectedResult('malformed', error.message);
+        throw error;
+      }
+      worker = JSON.stringify(envelope.worker);
+      task.result = this.check(task, envelope, id, worker);
+      return 1;
+    } catch (error) {
+      if (!(error instanceof RejectedResult)) throw error;
+      this.retry(task);
+      this.reject(error.reason, `Rejected the result for ${task.label} (job ${id}) from worker ${worker}: ${error.message}. Computing it again (attempt ${task.attempt}).`);
+      return 0;
+    }
+  }
+
+  /** Everything a result must satisfy before it is used; throws RejectedResult. */
+  private check<T>(task: RoundTask<T>, envelope: ResultEnvelope, id: string, worker: string): T {
+    const expected = subjectPosition(task.data);
+    if (envelope.runId !== this.keys.runId || envelope.jobId !== id || envelope.kind !== task.data.kind) {
+      throw new RejectedResult('wrong-task', `it names run ${envelope.runId} job ${envelope.jobId} (${envelope.kind}), not run ${this.keys.runId} job ${id}`);
+    }
+    if (envelope.weightsVersion !== task.data.weightsVersion) {
+      throw new RejectedResult('late', `it was computed with weights version ${envelope.weightsVersion}, the task needs version ${task.data.weightsVersion}`);
+    }
+    if (envelope.step !== expected.step || envelope.shard !== expected.shard) {
+      throw new RejectedResult('wrong-task', `it names step ${envelope.step} shard ${envelope.shard}`);
+    }
+    if (this.secret) {
+      if (!envelope.signature) throw new RejectedResult('unsigned', 'it is not signed, and this run accepts only results signed with TRAINER_SECRET');
+      const subject = { runId: this.keys.runId, kind: task.data.kind, ...expected, weightsVersion: task.data.weightsVersion, taskDigest: task.digest };
+      if (!verifyResult(this.secret, subject, envelope.payload, envelope.signature)) {
+        throw new RejectedResult('bad-signature', 'its signature does not verify (another TRAINER_SECRET, or a forged or altered result)');
+      }
+    }
+    return task.decode(envelope, worker);
+  }
+
+  private reject(reason: RejectReason, line: string): void {
+    this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + 1);
+    this.options.log(line);
+  }
+
+  /**
+   * The slow path against lost jobs: a job of an open task that BullMQ no longer knows (and whose completion
+   * never came) is submitted again.
+   */
+  private async resubmitVanished<T>(open: RoundTask<T>[], kind: TaskKind, round: number, tasks: RoundTask<T>[]): Promise<void> {
+    try {
+      const states = await withDeadline(Promise.all(open.map((t) => (t.submitted ? this.queue.getJobState(t.jobId) : 'unsent'))), 3000, () => new Error('timed out'));
+      const vanished = open.filter((t, i) => states[i] === 'unknown');
+      if (vanished.length === 0) return;
+      for (const event of await this.nextEvents(50)) await this.handleEvent(event, kind, round, tasks);
+      for (const task of vanished.filter((t) => t.result === undefined && t.submitted)) {
+        this.options.log(`Job ${task.jobId} (${task.label}) is gone from the queue without a result; submitting it again.`);
+        this.retry(task);
+      }
+    } catch {
+      // Redis away: nothing to learn now.
+    }
+  }
+
+  /** "step 3 shard 0 (on worker a for 12 s), step 3 shard 1 (queued 12 s, no worker has taken it); no worker serves this run". */
+  private async describeWaiting(open: RoundTask<unknown>[], now: number): Promise<string> {
+    const parts: string[] = [];
+    let presences: WorkerPresence[] | undefined;
+    try {
+      await withDeadline(
+        (async () => {
+          for (const task of open) {
+            const job = task.submitted ? await this.queue.getJob(task.jobId) : undefined;
+            const state = job ? await job.getState() : 'unknown';
+            if (job && state === 'active') {
+              const since = job.processedOn ? ` for ${Math.round((now - job.processedOn) / 1000)} s` : '';
+              parts.push(`${task.label} (job ${task.jobId} on worker ${job.processedBy ?? '(unnamed)'}${since})`);
+            } else if (job && (state === 'waiting' || state === 'prioritized' || state === 'delayed')) {
+              parts.push(`${task.label} (job ${task.jobId} queued for ${Math.round((now - job.timestamp) / 1000)} s; no worker has taken it)`);
+            } else {
+              parts.push(`${task.label} (job ${task.jobId}: ${task.submitted ? state : 'not yet submitted'})`);
+            }
+          }
+          presences = await readPresences(this.redis, this.keys);
+        })(),
+        3000,
+        () => new Error('timed out'),
+      );
+    } catch {
+      // Fall through with what we have.
+    }
+    const described = new Set(parts.map((p) => p.split(' (')[0]));
+    for (const task of open) if (!described.has(task.label)) parts.push(`${task.label} (job ${task.jobId})`);
+    const who = presences ? describePresences(presences) : `Redis at ${this.target.display} does not answer`;
+    return `${parts.join(', ')}; ${who}`;
+  }
+
+  // ---- connection, heartbeat, recovery ----
+
+  /** Throws RedisConnectionError once Redis has been unreachable for longer than the outage limit. */
+  private checkConnection(now: number): void {
+    const limitMs = (this.options.redisOutageSeconds ?? DEFAULT_OUTAGE_S) * 1000;
+    if (this.disconnectedSince !== undefined && now - this.disconnectedSince > limitMs) {
+      throw new RedisConnectionError(
+        `Lost the connection to Redis at ${this.target.display} ${Math.round((now - this.disconnectedSince) / 1000)} s ago` +
+          `${this.lastConnectionError ? ` (${this.lastConnectionError})` : ''} and it has not come back. Nothing of the unfinished step was applied: ` +
+          'the checkpoint in the output folder holds the last completed step. Once Redis is back, run the coordinator again with --resume.',
+      );
+    }
+  }
+
+  /** Runs a Redis operation, riding out a disconnection up to the outage limit. */
+  private async whileConnected<T>(operation: () => Promise<T>, what: string): Promise<T> {
+    const limitMs = (this.options.redisOutageSeconds ?? DEFAULT_OUTAGE_S) * 1000;
+    try {
+      return await withDeadline(operation(), limitMs + 5000, () => new Error(`no answer while ${what}`));
+    } catch (error) {
+      this.checkConnection(Date.now() + limitMs + 1);
+      throw new RedisConnectionError(
+        `Redis at ${this.target.display} failed while ${what} (${(error as Error).message}). The checkpoint in the output folder holds ` +
+          'the last completed step; once Redis works again, run the coordinator again with --resume.',
+        { cause: error },
+      );
+    }
+  }
+
+  private async beat(): Promise<void> {
+    if (this.heartbeatBusy || this.closed) return;
+    this.heartbeatBusy = true;
+    try {
+      const ttlMs = (this.options.announceTtlSeconds ?? DEFAULT_ANNOUNCE_TTL_S) * 1000;
+      const alive = await withDeadline(renewAnnouncement(this.redis, this.keys, ttlMs), ttlMs, () => new Error('timed out'));
+      if (!alive) this.runLost = true;
+      const presences = await withDeadline(readPresences(this.redis, this.keys), ttlMs, () => new Error('timed out'));
+      this.serving = presences.filter((p) => p.state === 'serving').length;
+      if (this.runLost) await this.recoverRun();
+    } catch {
+      // Redis away: checkConnection() in the round loop decides when that becomes an error.
+    } finally {
+      this.heartbeatBusy = false;
+    }
+  }
+
+  /** The run's keys vanished (Redis restarted without persistence, or swept): announce it and its weights again. */
+  private async recoverRun(): Promise<void> {
+    if (!this.runLost) return;
+    const ttlMs = (this.options.announceTtlSeconds ?? DEFAULT_ANNOUNCE_TTL_S) * 1000;
+    try {
+      await withDeadline(
+        (async () => {
+          await announceRun(this.redis, this.keys, this.announcement, ttlMs);
+          if (this.currentWeights) await this.weights.publish(this.currentVersion, this.currentWeights);
+        })(),
+        5000,
+        () => new Error('timed out'),
+      );
+      this.runLost = false;
+      this.recoveries += 1;
+      this.options.log(
+        `Run ${this.keys.runId}'s keys vanished from Redis (restarted without persistence, or removed by someone): ` +
+          `announced the run again and republished weights version ${this.currentVersion}.`,
+      );
+    } catch {
+      // Try again on the next tick.
+    }
+  }
+
+  /** Tells workers to leave, waits (briefly) until they have, then deletes every key of the run. */
+  private async removeRun(): Promise<void> {
+    const ttlMs = (this.options.announceTtlSeconds ?? DEFAULT_ANNOUNCE_TTL_S) * 1000;
+    await announceRun(this.redis, this.keys, { ...this.announcement, state: 'closing' }, ttlMs);
+    const until = Date.now() + 5000;
+    while (Date.now() < until) {
+      const presences = await readPresences(this.redis, this.keys);
+      if (!presences.some((p) => p.state === 'serving')) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await this.queue.close().catch(() => undefined);
+    await deleteRunKeys(this.redis, this.keys);
+  }
+}
+
+/** 'auto' on the coordinator: tfjs-node when installed here (workers must have it too), else wasm. */
+export function resolveRemoteBackend(choice: BackendChoice): BackendName {
+  if (choice !== 'auto') return choice;
+  try {
+    createRequire(import.meta.url).resolve('@tensorflow/tfjs-node');
+    return 'node';
+  } catch {
+    return 'wasm';
+  }
+}
+
+function claimedWorker(returnvalue: string | undefined): string {
+  try {
+    const value = JSON.parse(returnvalue ?? 'null') as { worker?: unknown } | null;
+    if (value && typeof value.worker === 'string') return JSON.stringify(value.worker.slice(0, 200));
+  } catch {
+    // fall through
+  }
+  return '(unknown)';
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
