@@ -1,0 +1,255 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+
+/**
+ * Faster replacements for three stock tfjs-wasm kernels that a training step leans on. The stock ones are
+ * scalar C++ loops ported from the cpu backend; these route the work to XNNPACK (through the backend's own
+ * Transpose and Conv2D / BatchMatMul kernels) or to a tight JavaScript loop over the wasm heap:
+ *
+ * - BatchMatMul with transposeA/transposeB (every backward matmul of a dense layer): the stock kernel takes
+ *   XNNPACK's fast path only with both flags off and falls back to a naive triple loop otherwise. Here the
+ *   flagged operand is transposed explicitly first, then the stock kernel runs with both flags off.
+ * - Conv2DBackpropInput, stride 1: a convolution of dy with the filter rotated 180° and its channel axes
+ *   swapped, padded by (filter − 1 − forward padding): one XNNPACK Conv2D.
+ * - MaxPoolGrad: one pass over the pooling windows, sending each window's gradient to its first maximum
+ *   (row-major, strict >), exactly the cpu backend's rule.
+ *
+ * Anything these do not cover (batched matmuls, strided or dilated convolutions, NCHW) goes to the stock
+ * kernel unchanged. Every replacement is deterministic: same inputs, same bytes.
+ */
+
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?: tf.NamedAttrMap };
+
+/** Marks our configs so registration can tell them from the stock ones (idempotence). */
+const OURS = Symbol('cifar-dp-trainer wasm kernel');
+type OurConfig = tf.KernelConfig & { [OURS]: true };
+
+function stock(name: string): tf.KernelConfig {
+  const config = tf.getKernel(name, 'wasm');
+  if (!config) throw new Error(`tfjs-backend-wasm has no '${name}' kernel to wrap; is @tensorflow/tfjs-backend-wasm 4.x installed?`);
+  return config;
+}
+
+function call(name: string, args: KernelArgs): tf.TensorInfo {
+  return stock(name).kernelFunc(args) as tf.TensorInfo;
+}
+
+/** The stock kernel each override delegates to, captured when the override is registered. */
+const originals = new Map<string, tf.KernelFunc>();
+
+function delegate(name: string, args: KernelArgs): tf.TensorInfo {
+  const original = originals.get(name);
+  if (!original) throw new Error(`The stock wasm '${name}' kernel was not captured.`);
+  return original(args) as tf.TensorInfo;
+}
+
+// ---------------------------------------------------------------------------------------------- BatchMatMul
+
+function batchMatMul(args: KernelArgs): tf.TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const transposeA = Boolean(args.attrs?.transposeA);
+  const transposeB = Boolean(args.attrs?.transposeB);
+  const batch = (s: readonly number[]) => s.slice(0, -2).reduce((p, d) => p * d, 1);
+  if ((!transposeA && !transposeB) || batch(a.shape) !== 1 || batch(b.shape) !== 1 || a.dtype !== 'float32' || b.dtype !== 'float32') {
+    return delegate('BatchMatMul', args);
+  }
+  const swapLast = (rank: number) => [...Array(rank - 2).keys(), rank - 1, rank - 2];
+  const temps: tf.TensorInfo[] = [];
+  try {
+    let a2 = a;
+    let b2 = b;
+    if (transposeA) temps.push((a2 = call('Transpose', { inputs: { x: a }, backend, attrs: { perm: swapLast(a.shape.length) } })));
+    if (transposeB) temps.push((b2 = call('Transpose', { inputs: { x: b }, backend, attrs: { perm: swapLast(b.shape.length) } })));
+    // With both flags off and batch 1 the stock kernel uses XNNPACK's fully-connected operator. It caches that
+    // operator per b tensor; disposing our temporary b2 below drops the cache entry with it.
+    return delegate('BatchMatMul', { inputs: { a: a2, b: b2 }, backend, attrs: { ...args.attrs, transposeA: false, transposeB: false } });
+  } finally {
+    for (const t of temps) backend.disposeData(t.dataId);
+  }
+}
+
+// -------------------------------------------------------------------------------------- Conv2DBackpropInput
+
+function conv2dBackpropInput(args: KernelArgs): tf.TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+  const attrs = (args.attrs ?? {}) as unknown as tf.Conv2DBackpropInputAttrs;
+  const dataFormat = attrs.dataFormat ?? 'NHWC';
+  const strides = attrs.strides;
+  const unitStride = typeof strides === 'number' ? strides === 1 : strides.every((s) => s === 1);
+  if (dataFormat !== 'NHWC' || !unitStride || dy.dtype !== 'float32' || filter.dtype !== 'float32') {
+    return delegate('Conv2DBackpropInput', args);
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    attrs.inputShape as [number, number, number, number], filter.shape as [number, number, number, number],
+    1, 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast',
+  );
+  const { filterHeight: kh, filterWidth: kw, inChannels: cin, outChannels: cout } = info;
+  const pad = [kh - 1 - info.padInfo.top, kh - 1 - info.padInfo.bottom, kw - 1 - info.padInfo.left, kw - 1 - info.padInfo.right];
+  if (pad.some((p) => p < 0) || info.outHeight !== dy.shape[1] || info.outWidth !== dy.shape[2]) {
+    return delegate('Conv2DBackpropInput', args);
+  }
+  // Rotated filter W'[i, j, co, ci] = W[kh-1-i, kw-1-j, ci, co]: small (kh·kw·cin·cout), built in JS.
+  const rotated = backend.makeOutput([kh, kw, cout, cin], 'float32');
+  try {
+    const w = backend.typedArrayFromHeap(filter) as Float32Array;
+    const r = backend.typedArrayFromHeap(rotated) as Float32Array;
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++) {
+        const src = ((kh - 1 - i) * kw + (kw - 1 - j)) * cin * cout;
+        const dst = (i * kw + j) * cout * cin;
+        for (let ci = 0; ci < cin; ci++) {
+          for (let co = 0; co < cout; co++) r[dst + co * cin + ci] = w[src + ci * cout + co];
+        }
+      }
+    }
+    return call('Conv2D', {
+      inputs: { x: dy, filter: rotated },
+      backend,
+      attrs: {
+        strides: [1, 1], dilations: [1, 1], dataFormat: 'NHWC',
+        pad: [[0, 0], [pad[0], pad[1]], [pad[2], pad[3]], [0, 0]],
+      },
+    });
+  } finally {
+    backend.disposeData(rotated.dataId);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- MaxPoolGrad
+
+function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
+  const backend = args.backend as BackendWasm;
+  const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
+  const attrs = (args.attrs ?? {}) as unknown as tf.MaxPoolGradAttrs;
+  if (input.dtype !== 'float32' || dy.dtype !== 'float32') return delegate('MaxPoolGrad', args);
+  const info = tf.backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number], attrs.filterSize, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode,
+  );
+  const { batchSize, inHeight, inWidth, inChannels: C, outHeight, outWidth, strideHeight, strideWidth } = info;
+  const fh = info.effectiveFilterHeight;
+  const fw = info.effectiveFilterWidth;
+  const padTop = info.padInfo.top;
+  const padLeft = info.padInfo.left;
+
+  const out = backend.makeOutput(input.shape, 'float32');
+  // Views after the allocation: makeOutput may grow (and so detach) the wasm heap.
+  const x = backend.typedArrayFromHeap(input) as Float32Array;
+  const g = backend.typedArrayFromHeap(dy) as Float32Array;
+  const dx = backend.typedArrayFromHeap(out) as Float32Array;
+  dx.fill(0);
+  const rowStride = inWidth * C;
+  const imageStride = inHeight * rowStride;
+  if (fh === 2 && fw === 2 && strideHeight === 2 && strideWidth === 2 && padTop === 0 && padLeft === 0 &&
+      2 * outHeight <= inHeight && 2 * outWidth <= inWidth) {
+    maxPoolGrad2x2(x, g, dx, batchSize, outHeight, outWidth, C, rowStride, imageStride);
+    return out;
+  }
+  let gi = 0; // dy is [batch, outHeight, outWidth, C], walked in order
+  for (let b = 0; b < batchSize; b++) {
+    const base = b * imageStride;
+    for (let yR = 0; yR < outHeight; yR++) {
+      const r0 = Math.max(0, yR * strideHeight - padTop);
+      const r1 = Math.min(inHeight, yR * strideHeight - padTop + fh);
+      for (let yC = 0; yC < outWidth; yC++) {
+        const c0 = Math.max(0, yC * strideWidth - padLeft);
+        const c1 = Math.min(inWidth, yC * strideWidth - padLeft + fw);
+        for (let d = 0; d < C; d++, gi++) {
+          let best = Number.NEGATIVE_INFINITY;
+          let at = -1;
+          for (let r = r0; r < r1; r++) {
+            for (let c = c0, k = base + r * rowStride + c0 * C + d; c < c1; c++, k += C) {
+              if (x[k] > best) {
+                best = x[k];
+                at = k;
+              }
+            }
+          }
+          if (at >= 0) dx[at] += g[gi];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** The common 2×2, stride 2, unpadded pool, unrolled (about twice as fast as the general loop). */
+function maxPoolGrad2x2(
+  x: Float32Array, g: Float32Array, dx: Float32Array,
+  batchSize: number, outHeight: number, outWidth: number, C: number, rowStride: number, imageStride: number,
+): void {
+  let gi = 0;
+  for (let b = 0; b < batchSize; b++) {
+    for (let yR = 0; yR < outHeight; yR++) {
+      const rowBase = b * imageStride + 2 * yR * rowStride;
+      for (let yC = 0; yC < outWidth; yC++) {
+        const k0 = rowBase + 2 * yC * C;
+        for (let d = 0; d < C; d++, gi++) {
+          // First strict maximum in row-major window order, starting from −∞ like the general loop.
+          const k = k0 + d;
+          let at = -1;
+          let best = Number.NEGATIVE_INFINITY;
+          let v = x[k];
+          if (v > best) { best = v; at = k; }
+          v = x[k + C];
+          if (v > best) { best = v; at = k + C; }
+          v = x[k + rowStride];
+          if (v > best) { best = v; at = k + rowStride; }
+          v = x[k + rowStride + C];
+          if (v > best) at = k + rowStride + C;
+          if (at >= 0) dx[at] += g[gi];
+        }
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------- registration
+
+const OVERRIDES: ReadonlyArray<[string, (args: KernelArgs) => tf.TensorInfo]> = [
+  ['BatchMatMul', batchMatMul],
+  ['Conv2DBackpropInput', conv2dBackpropInput],
+  ['MaxPoolGrad', maxPoolGrad],
+];
+
+/** Kernel names this module replaces on 'wasm'. */
+export const WASM_KERNEL_OVERRIDES: readonly string[] = OVERRIDES.map(([name]) => name);
+
+/**
+ * Replaces the stock wasm kernels above with these (keeping each stock kernel's setupFunc, which the stock
+ * kernelFunc we delegate to depends on). Idempotent. Call before tf.setBackend('wasm') or after: setup
+ * functions already ran for the stock kernels when the backend started.
+ */
+export function registerWasmTrainingKernels(): void {
+  for (const [name, kernelFunc] of OVERRIDES) {
+    const current = tf.getKernel(name, 'wasm');
+    if (!current) throw new Error(`tfjs-backend-wasm has no '${name}' kernel to replace; is @tensorflow/tfjs-backend-wasm 4.x loaded?`);
+    if ((current as Partial<OurConfig>)[OURS]) continue;
+    originals.set(name, current.kernelFunc);
+    tf.unregisterKernel(name, 'wasm');
+    const config: OurConfig = {
+      kernelName: name,
+      backendName: 'wasm',
+      kernelFunc: kernelFunc as tf.KernelFunc,
+      setupFunc: current.setupFunc,
+      disposeFunc: current.disposeFunc,
+      [OURS]: true,
+    };
+    tf.registerKernel(config);
+  }
+}
+
+/** Puts the stock kernels back (for comparisons in tests and benchmarks). */
+export function unregisterWasmTrainingKernels(): void {
+  for (const [name] of OVERRIDES) {
+    const current = tf.getKernel(name, 'wasm');
+    const original = originals.get(name);
+    if (!current || !(current as Partial<OurConfig>)[OURS] || !original) continue;
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel({
+      kernelName: name, backendName: 'wasm', kernelFunc: original, setupFunc: current.setupFunc, disposeFunc: current.disposeFunc,
+    });
+    originals.delete(name);
+  }
+}

@@ -1,0 +1,119 @@
+import test from 'ava';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../src/compute/backend.ts';
+import { BackendError } from '../src/errors/index.ts';
+import { SeededRandom } from '../src/random/seeded-random.ts';
+
+// The tutorial CNN's two convolutions: conv1 3→6 on 32×32, conv2 6→16 on 15×15, both 3×3 valid, stride 1.
+const CASES = [
+  { name: 'conv1', x: [8, 32, 32, 3], dy: [8, 30, 30, 6], filter: [3, 3, 3, 6] },
+  { name: 'conv2', x: [8, 15, 15, 6], dy: [8, 13, 13, 16], filter: [3, 3, 6, 16] },
+  { name: 'conv2, batch 1', x: [1, 15, 15, 6], dy: [1, 13, 13, 16], filter: [3, 3, 6, 16] },
+] as const;
+
+function random(size: number, seed: number): Float32Array {
+  const rng = new SeededRandom(seed, 99);
+  const out = new Float32Array(size);
+  for (let i = 0; i < size; i++) out[i] = rng.nextFloat() * 2 - 1;
+  return out;
+}
+
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Runs the Conv2DBackpropFilter kernel of the current backend on copies of xv/dyv. */
+function backpropFilter(
+  xv: Float32Array, dyv: Float32Array, c: (typeof CASES)[number], attrs: Record<string, unknown> = {},
+): Float32Array {
+  return tf.tidy(() => {
+    const x = tf.tensor4d(xv.slice(), c.x as unknown as [number, number, number, number]);
+    const dy = tf.tensor4d(dyv.slice(), c.dy as unknown as [number, number, number, number]);
+    const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+      strides: 1, pad: 'valid', dataFormat: 'NHWC', filterShape: [...c.filter], ...attrs,
+    }) as tf.Tensor;
+    return dw.dataSync().slice() as Float32Array;
+  });
+}
+
+// Backend switching is global to the thread: run serially.
+for (const [k, c] of CASES.entries()) {
+  test.serial(`matches the cpu backend and is deterministic: ${c.name}`, async (t) => {
+    const xv = random(size(c.x), 2 * k + 1);
+    const dyv = random(size(c.dy), 2 * k + 2);
+
+    t.is(await initBackend('cpu'), 'cpu');
+    const expected = backpropFilter(xv, dyv, c);
+
+    t.is(await initBackend('wasm'), 'wasm');
+    const a = backpropFilter(xv, dyv, c);
+    const b = backpropFilter(xv, dyv, c);
+
+    t.is(a.length, size(c.filter));
+    let maxRef = 0;
+    let maxDiff = 0;
+    for (let i = 0; i < a.length; i++) {
+      maxRef = Math.max(maxRef, Math.abs(expected[i]));
+      maxDiff = Math.max(maxDiff, Math.abs(a[i] - expected[i]));
+    }
+    t.true(maxRef > 1, 'the reference is not trivially small');
+    t.true(maxDiff <= 1e-5 * maxRef, `max |wasm − cpu| = ${maxDiff} for max |dW| = ${maxRef}`);
+    t.deepEqual(Buffer.from(a.buffer), Buffer.from(b.buffer), 'same inputs give the same bytes');
+  });
+}
+
+test.serial('frees its intermediates: no tensors or wasm buffers left behind', async (t) => {
+  await initBackend('wasm');
+  const c = CASES[1];
+  const xv = random(size(c.x), 7);
+  const dyv = random(size(c.dy), 8);
+  backpropFilter(xv, dyv, c); // warm-up
+  // tf.memory() counts what the engine knows; the kernel's intermediates live only in the backend.
+  const tensorsBefore = tf.memory().numTensors;
+  const buffersBefore = tf.backend().numDataIds();
+  for (let i = 0; i < 5; i++) backpropFilter(xv, dyv, c);
+  t.is(tf.memory().numTensors, tensorsBefore);
+  t.is(tf.backend().numDataIds(), buffersBefore);
+});
+
+test.serial('is what tf.grads uses for a conv2d filter on wasm', async (t) => {
+  await initBackend('wasm');
+  const c = CASES[1];
+  const xv = random(size(c.x), 9);
+  const wv = random(size(c.filter), 10);
+  const grad = (): Float32Array => tf.tidy(() => {
+    const x = tf.tensor4d(xv, c.x as unknown as [number, number, number, number]);
+    const w = tf.tensor4d(wv, c.filter as unknown as [number, number, number, number]);
+    const g = tf.grad((f: tf.Tensor) => tf.sum(tf.square(tf.conv2d(x, f as tf.Tensor4D, 1, 'valid'))))(w);
+    return g.dataSync().slice() as Float32Array;
+  });
+  const onWasm = grad();
+  await initBackend('cpu');
+  const onCpu = grad();
+  await initBackend('wasm');
+  let maxRef = 0;
+  let maxDiff = 0;
+  for (let i = 0; i < onCpu.length; i++) {
+    maxRef = Math.max(maxRef, Math.abs(onCpu[i]));
+    maxDiff = Math.max(maxDiff, Math.abs(onWasm[i] - onCpu[i]));
+  }
+  t.true(maxDiff <= 1e-5 * maxRef, `max diff ${maxDiff} vs ${maxRef}`);
+});
+
+test.serial('rejects attributes it does not implement, naming them', async (t) => {
+  await initBackend('wasm');
+  const c = CASES[1];
+  const xv = random(size(c.x), 11);
+  const dyv = random(size(c.dy), 12);
+  for (const [attrs, word] of [
+    [{ strides: 2 }, 'strides'],
+    [{ strides: [1, 2] }, 'strides'],
+    [{ pad: 'same' }, 'padding'],
+    [{ pad: 1 }, 'padding'],
+    [{ dataFormat: 'NCHW' }, 'NCHW'],
+    [{ filterShape: [5, 5, 6, 16] }, 'filterShape'],
+  ] as const) {
+    const before = tf.memory().numTensors;
+    const err = t.throws(() => backpropFilter(xv, dyv, c, attrs), { instanceOf: BackendError });
+    t.regex(err!.message, new RegExp(word), JSON.stringify(attrs));
+    t.is(tf.memory().numTensors, before, 'nothing leaked by the failed call');
+  }
+});
