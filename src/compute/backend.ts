@@ -40,8 +40,8 @@ let queue: Promise<unknown> = Promise.resolve();
  * - 'auto': tfjs-node if `allowNative` (default) and it loads, else wasm, else cpu with a warning.
  * - 'node' | 'wasm' | 'cpu': exactly that one, or a BackendError that names it and says why it failed.
  *
- * Also registers tfjs's gradient functions and, for wasm, the project's Conv2DBackpropFilter kernel, so the
- * thread can train afterwards.
+ * Also registers tfjs's gradient functions and, for wasm, the project's kernels (the missing
+ * Conv2DBackpropFilter, and faster BatchMatMul / Conv2DBackpropInput / MaxPoolGrad), so the thread can train.
  *
  * Idempotent: a second call in the same thread returns the backend already running ('auto' keeps whatever
  * the first call chose). Calls are serialised, so concurrent callers never race tfjs's global state.
@@ -91,7 +91,12 @@ async function initBackendNow(choice: BackendChoice, options: InitBackendOptions
   } catch (err) {
     failures.push(`wasm: ${(err as Error).message}`);
   }
-  await activate('cpu');
+  try {
+    await activate('cpu');
+  } catch (err) {
+    failures.push(`cpu: ${(err as Error).message}`);
+    throw new BackendError(`No tfjs backend could start in this thread. ${failures.join(' | ')} ${ADVICE.cpu}`);
+  }
   warn(
     `Backend: falling back to the pure-JavaScript 'cpu' backend, which trains about 50-80x slower than wasm. ` +
       `Why the others did not start: ${failures.join(' | ')}`,
