@@ -3,9 +3,11 @@ import { BackendError } from '../errors/index.ts';
 import { registerConv2dBackpropFilterWasm } from './kernels/conv2d-backprop-filter-wasm.ts';
 import { registerWasmTrainingKernels } from './kernels/wasm-training-kernels.ts';
 
-export type BackendName = 'node' | 'wasm' | 'cpu';
+/** The tfjs backends, plus 'fused': the model's own WebAssembly SIMD forward + backward (src/compute/fused), no tfjs. */
+export type BackendName = TfjsBackendName | 'fused';
+type TfjsBackendName = 'node' | 'wasm' | 'cpu';
 export type BackendChoice = 'auto' | BackendName;
-export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'node', 'wasm', 'cpu'];
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'node', 'wasm', 'cpu', 'fused'];
 
 export interface InitBackendOptions {
   /**
@@ -16,29 +18,36 @@ export interface InitBackendOptions {
   allowNative?: boolean;
   /** Where fallback warnings go (default console.warn). */
   warn?: (message: string) => void;
+  /**
+   * The model has a fused implementation (src/compute/fused): 'auto' then picks 'fused' when tfjs-node is not
+   * used, instead of wasm. Default false. 'fused' itself starts no tfjs backend; the caller runs the module.
+   */
+  fused?: boolean;
 }
 
 /** What to do instead when an explicitly chosen backend fails. */
-const ADVICE: Readonly<Record<BackendName, string>> = {
+const ADVICE: Readonly<Record<TfjsBackendName, string>> = {
   node: 'Use --backend wasm (or auto, which falls back to wasm).',
   wasm: 'Use --backend cpu (much slower), or fix the installation (npm ci).',
   cpu: 'Reinstall the dependencies (npm ci).',
 };
 
 /** tfjs's own name for each of our backends. */
-const TFJS_NAME: Readonly<Record<BackendName, string>> = { node: 'tensorflow', wasm: 'wasm', cpu: 'cpu' };
+const TFJS_NAME: Readonly<Record<TfjsBackendName, string>> = { node: 'tensorflow', wasm: 'wasm', cpu: 'cpu' };
 const NATIVE_PACKAGE = '@tensorflow/tfjs-node';
 
 // Per thread: every worker thread has its own module instances and its own tfjs engine.
-let active: BackendName | null = null;
+let active: TfjsBackendName | null = null;
 let wasmSimd: boolean | null = null;
 let queue: Promise<unknown> = Promise.resolve();
 
 /**
  * Starts a tfjs backend in this thread and makes it current. Returns the backend that runs.
  *
- * - 'auto': tfjs-node if `allowNative` (default) and it loads, else wasm, else cpu with a warning.
+ * - 'auto': tfjs-node if `allowNative` (default) and it loads, else 'fused' if `fused` (the model has a fused
+ *   implementation), else wasm, else cpu with a warning.
  * - 'node' | 'wasm' | 'cpu': exactly that one, or a BackendError that names it and says why it failed.
+ * - 'fused': returned as is; no tfjs backend is started (the caller runs the model's fused module).
  *
  * Also registers tfjs's gradient functions and, for wasm, the project's kernels (the missing
  * Conv2DBackpropFilter, and faster BatchMatMul / Conv2DBackpropInput / MaxPoolGrad), so the thread can train.
@@ -57,6 +66,19 @@ async function initBackendNow(choice: BackendChoice, options: InitBackendOptions
     throw new BackendError(`Unknown backend '${String(choice)}'. Choose one of: ${BACKEND_CHOICES.join(', ')}.`);
   }
   const warn = options.warn ?? ((message: string) => console.warn(message));
+  if (choice === 'fused') return 'fused';
+  if (choice === 'auto' && options.fused && active !== 'node') {
+    if (options.allowNative ?? true) {
+      try {
+        await registerGradients();
+        await activate('node');
+        return (active = 'node');
+      } catch (err) {
+        if (!(err instanceof NativeMissing)) warn(`Backend: ${(err as Error).message} Using fused instead.`);
+      }
+    }
+    return 'fused';
+  }
   await registerGradients();
   if (active !== null && (choice === 'auto' || choice === active)) {
     // Already running; re-select it if something else in this thread switched tfjs away from it.
@@ -126,7 +148,7 @@ function registerGradients(): Promise<void> {
 /** tfjs-node is simply not installed (the usual case; it needs a libtensorflow download). */
 class NativeMissing extends BackendError {}
 
-async function activate(name: BackendName): Promise<void> {
+async function activate(name: TfjsBackendName): Promise<void> {
   switch (name) {
     case 'node':
       await loadNative();
@@ -189,7 +211,7 @@ async function loadNative(): Promise<void> {
  * tf.setBackend resolves false (it does not throw) when a backend fails to start, logs the cause through
  * console.warn and silently leaves tfjs on another backend. Capture those lines so the error can carry them.
  */
-async function select(name: BackendName): Promise<void> {
+async function select(name: TfjsBackendName): Promise<void> {
   const tfjsName = TFJS_NAME[name];
   // getBackend() names a backend even after it failed to start; findBackend() is null unless it runs.
   if (tf.getBackend() === tfjsName && tf.findBackend(tfjsName) != null) return;
@@ -231,7 +253,7 @@ function reason(err: unknown): string {
   return String(err);
 }
 
-/** The backend initBackend last started in this thread, or null before the first call. */
+/** The tfjs backend initBackend last started in this thread, or null before the first call. */
 export function activeBackend(): BackendName | null {
   return active;
 }
@@ -245,5 +267,7 @@ export function describeBackend(name: BackendName): string {
       return `wasm (XNNPACK, ${wasmSimd === false ? 'no SIMD' : wasmSimd ? 'SIMD' : 'SIMD if available'}, 1 thread)`;
     case 'cpu':
       return 'cpu (pure JavaScript, slow: last resort)';
+    case 'fused':
+      return 'fused (the model in one WebAssembly SIMD module, 1 thread)';
   }
 }

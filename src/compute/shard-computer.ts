@@ -7,6 +7,7 @@ import type { EvalResult } from '../pool/worker-pool.ts';
 import { shardResultLength } from '../pool/shard-result.ts';
 import { BackendError, DatasetError } from '../errors/index.ts';
 import { initBackend, type BackendChoice, type BackendName } from './backend.ts';
+import { FusedTutorialCnn, hasFusedImplementation } from './fused/fused-tutorial-cnn.ts';
 
 /** Largest number of test images pushed through the network at once by evaluate(). */
 export const EVAL_CHUNK = 500;
@@ -37,6 +38,8 @@ export class ShardComputer {
   private readonly pixelsPerImage: number;
   private readonly classes: number;
   private weights: tf.Tensor[] | null = null;
+  /** Backend 'fused': the model's own WebAssembly module replaces tfjs entirely. */
+  private readonly fused: FusedTutorialCnn | null;
   /** Reused input buffers, grown to the largest batch seen. */
   private pixels = new Float32Array(0);
   private oneHot = new Float32Array(0);
@@ -51,6 +54,7 @@ export class ShardComputer {
     this.parameterCount = this.slices.reduce((n, s) => n + s.size, 0);
     this.pixelsPerImage = model.inputShape[0] * model.inputShape[1] * model.inputShape[2];
     this.classes = model.classes;
+    this.fused = backend === 'fused' ? FusedTutorialCnn.create() : null;
   }
 
   static async create(
@@ -66,7 +70,11 @@ export class ShardComputer {
       );
     }
     for (const [name, set] of [['train', sets.train], ['test', sets.test]] as const) checkSet(name, set, model.classes);
-    const name = await initBackend(backend, opts);
+    const fused = hasFusedImplementation(model.name);
+    if (backend === 'fused' && !fused) {
+      throw new BackendError(`Backend 'fused' has no implementation of model '${model.name}'. Use --backend wasm.`);
+    }
+    const name = await initBackend(backend, { ...opts, fused });
     return new ShardComputer(name, model, sets.train, sets.test);
   }
 
@@ -78,6 +86,10 @@ export class ShardComputer {
         `setWeights needs a Float32Array of ${this.parameterCount} values for model '${this.model.name}', got ` +
           `${weights instanceof Float32Array ? weights.length + ' values' : typeof weights}.`,
       );
+    }
+    if (this.fused) {
+      this.fused.setWeights(weights);
+      return;
     }
     this.ensureBackend();
     // New tensors every time: the wasm backend caches XNNPACK operators (with packed weights) per filter
@@ -97,6 +109,10 @@ export class ShardComputer {
    * sum and the number of correct predictions: a fresh Float32Array(parameterCount + 2), safe to transfer.
    */
   gradient(indices: Int32Array): Float32Array {
+    if (this.fused) {
+      this.checkUsable();
+      return this.fused.gradient(this.train.images, this.train.labels, this.train.count, indices);
+    }
     const weights = this.requireWeights();
     const n = indices.length;
     if (n === 0) throw new RangeError('gradient() needs at least one image index.');
@@ -124,6 +140,11 @@ export class ShardComputer {
 
   /** Classifies test images [start, end) in chunks of at most EVAL_CHUNK; lossSum is Σ cross-entropy. */
   evaluate(start: number, end: number): EvalResult {
+    if (this.fused) {
+      this.checkUsable();
+      const { lossSum, predictions } = this.fused.evaluate(this.test.images, this.test.labels, this.test.count, start, end);
+      return { start, lossSum, predictions };
+    }
     const weights = this.requireWeights();
     if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > this.test.count || start > end) {
       throw new RangeError(`evaluate(${start}, ${end}) is outside the ${this.test.count} test images.`);

@@ -7,6 +7,7 @@ import { BackendError, ShardResultError } from '../errors/index.ts';
 import type { EvalResult, EvalTask, ShardTask, WorkerPool } from './worker-pool.ts';
 import type { HelloReply, ThreadTask, ThreadWorkerData } from './thread-messages.ts';
 import { validateShardResult } from './shard-result.ts';
+import { hasFusedImplementation } from '../compute/fused/fused-tutorial-cnn.ts';
 
 export interface ThreadPoolOptions {
   readonly model: string;
@@ -62,7 +63,8 @@ export class ThreadPool implements WorkerPool {
       if (reply.backend === 'node') return new ThreadPool(probe, new Float32Array(weights), new Int32Array(version), 'node', 1, options);
       await probe.destroy();
     }
-    const backend: BackendChoice = options.backend === 'auto' ? 'wasm' : options.backend;
+    // Every thread gets the same explicit backend, so a run never mixes paths.
+    const backend: BackendChoice = options.backend === 'auto' ? (hasFusedImplementation(options.model) ? 'fused' : 'wasm') : options.backend;
     const threads = Math.max(1, options.threads);
     const piscina = start(threads, backend, false);
     const replies = await Promise.all(Array.from({ length: threads }, () => hello(piscina))).catch(async (error: unknown) => {
