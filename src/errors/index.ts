@@ -9,3 +9,5 @@ export { BackendError } from './backend-error.ts';
 export { ShardResultError } from './shard-result-error.ts';
 export { WorkerTimeoutError } from './worker-timeout-error.ts';
 export { RedisConnectionError } from './redis-connection-error.ts';
+export { ReportDataError } from './report-data-error.ts';
+export { ImageDecodeError } from './image-decode-error.ts';
