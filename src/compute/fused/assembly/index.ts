@@ -164,23 +164,34 @@ function loadImage(img: usize): void {
 }
 
 function conv1Forward(): void {
+  // Four neighbouring output pixels at a time (8 accumulators share each weight load); the row's last group
+  // starts at 26 and recomputes pixels 26, 27 with identical results.
   const bl = v128.load(B1);
   const bh = v128.load(B1, 16);
   for (let oy: usize = 0; oy < 30; oy++) {
-    for (let ox: usize = 0; ox < 30; ox += 2) {
-      let a0 = bl, a1 = bh, b0 = bl, b1 = bh;
+    for (let g: usize = 0; g < 8; g++) {
+      const ox: usize = g < 7 ? g * 4 : 26;
+      let a0 = bl, a1 = bh, b0 = bl, b1 = bh, c0 = bl, c1 = bh, d0 = bl, d1 = bh;
       for (let ky: usize = 0; ky < 3; ky++) {
-        const xr = X + (((oy + ky) * 32 + ox) * 3 << 2);
-        const wr = W1 + ky * 9 * 32;
-        for (let j: usize = 0; j < 9; j++) {
-          const xa = v128.load32_splat(xr + (j << 2));
-          const xb = v128.load32_splat(xr + (j << 2), 12);
-          const w0 = v128.load(wr + j * 32);
-          const w1 = v128.load(wr + j * 32, 16);
+        let xr = X + (((oy + ky) * 32 + ox) * 3 << 2);
+        let wr = W1 + ky * 9 * 32;
+        for (let j = 0; j < 9; j++) {
+          const w0 = v128.load(wr);
+          const w1 = v128.load(wr, 16);
+          const xa = v128.load32_splat(xr);
+          const xb = v128.load32_splat(xr, 12);
+          const xc = v128.load32_splat(xr, 24);
+          const xd = v128.load32_splat(xr, 36);
           a0 = f32x4.add(a0, f32x4.mul(xa, w0));
           a1 = f32x4.add(a1, f32x4.mul(xa, w1));
           b0 = f32x4.add(b0, f32x4.mul(xb, w0));
           b1 = f32x4.add(b1, f32x4.mul(xb, w1));
+          c0 = f32x4.add(c0, f32x4.mul(xc, w0));
+          c1 = f32x4.add(c1, f32x4.mul(xc, w1));
+          d0 = f32x4.add(d0, f32x4.mul(xd, w0));
+          d1 = f32x4.add(d1, f32x4.mul(xd, w1));
+          xr += 4;
+          wr += 32;
         }
       }
       const out = A1 + ((oy * 30 + ox) * 8 << 2);
@@ -188,6 +199,10 @@ function conv1Forward(): void {
       v128.store(out, relu(a1), 16);
       v128.store(out, relu(b0), 32);
       v128.store(out, relu(b1), 48);
+      v128.store(out, relu(c0), 64);
+      v128.store(out, relu(c1), 80);
+      v128.store(out, relu(d0), 96);
+      v128.store(out, relu(d1), 112);
     }
   }
 }
@@ -455,30 +470,48 @@ function conv2Backward(n2: i32): void {
 }
 
 function conv1Backward(): void {
-  // Positions of pool1 whose output is > 0 (so the routed conv1 output passed its ReLU) and that received gradient.
-  let n: usize = 0;
-  for (let j: usize = 0; j < 1800; j++) {
-    store<i32>(L1 + (n << 2), <i32>j);
-    n += <usize>((f(P1, j) > 0) & (f(DP1, j) != 0));
-  }
-  for (let t: usize = 0; t < n; t++) {
-    const j = <usize>load<i32>(L1 + (t << 2));
-    const c = j & 7;
-    const pos = j >> 3;
-    const k = <usize>load<i32>(I1 + (j << 2));
-    const oy = (pos / 15) * 2 + (k >> 1);
-    const ox = (pos % 15) * 2 + (k & 1);
-    const g = f(DP1, j);
-    setf(GB1, c, f(GB1, c) + g);
-    const gv = f32x4.splat(g);
-    const gw = GW1T + (c * 36 << 2);
-    for (let ky: usize = 0; ky < 3; ky++) {
-      const src = X + (((oy + ky) * 32 + ox) * 3 << 2);
-      const d = gw + (ky * 12 << 2);
-      v128.store(d, f32x4.add(v128.load(d), f32x4.mul(gv, v128.load(src))));
-      v128.store(d, f32x4.add(v128.load(d, 16), f32x4.mul(gv, v128.load(src, 16))), 16);
-      v128.store(d, f32x4.add(v128.load(d, 32), f32x4.mul(gv, v128.load(src, 32))), 32);
+  // Channel by channel: the pool1 positions whose output is > 0 (so the routed conv1 output passed its ReLU) and
+  // that received gradient; their 3×3×3 input patches, weighted by the gradient, summed in registers.
+  for (let c: usize = 0; c < 6; c++) {
+    let n: usize = 0;
+    for (let pos: usize = 0; pos < 225; pos++) {
+      const j = pos * 8 + c;
+      store<i32>(L1 + (n << 2), <i32>j);
+      n += <usize>((f(P1, j) > 0) & (f(DP1, j) != 0));
     }
+    let r0 = f32x4.splat(0), r1 = r0, r2 = r0, s0 = r0, s1 = r0, s2 = r0, u0 = r0, u1 = r0, u2 = r0;
+    let gsum: f32 = 0;
+    for (let t: usize = 0; t < n; t++) {
+      const j = <usize>load<i32>(L1 + (t << 2));
+      const pos = j >> 3;
+      const k = <usize>load<i32>(I1 + (j << 2));
+      const oy = (pos / 15) * 2 + (k >> 1);
+      const ox = (pos % 15) * 2 + (k & 1);
+      const g = f(DP1, j);
+      gsum += g;
+      const gv = f32x4.splat(g);
+      const src = X + ((oy * 32 + ox) * 3 << 2);
+      r0 = f32x4.add(r0, f32x4.mul(gv, v128.load(src)));
+      r1 = f32x4.add(r1, f32x4.mul(gv, v128.load(src, 16)));
+      r2 = f32x4.add(r2, f32x4.mul(gv, v128.load(src, 32)));
+      s0 = f32x4.add(s0, f32x4.mul(gv, v128.load(src, 384)));
+      s1 = f32x4.add(s1, f32x4.mul(gv, v128.load(src, 400)));
+      s2 = f32x4.add(s2, f32x4.mul(gv, v128.load(src, 416)));
+      u0 = f32x4.add(u0, f32x4.mul(gv, v128.load(src, 768)));
+      u1 = f32x4.add(u1, f32x4.mul(gv, v128.load(src, 784)));
+      u2 = f32x4.add(u2, f32x4.mul(gv, v128.load(src, 800)));
+    }
+    setf(GB1, c, f(GB1, c) + gsum);
+    const d = GW1T + (c * 36 << 2);
+    v128.store(d, f32x4.add(v128.load(d), r0));
+    v128.store(d, f32x4.add(v128.load(d, 16), r1), 16);
+    v128.store(d, f32x4.add(v128.load(d, 32), r2), 32);
+    v128.store(d, f32x4.add(v128.load(d, 48), s0), 48);
+    v128.store(d, f32x4.add(v128.load(d, 64), s1), 64);
+    v128.store(d, f32x4.add(v128.load(d, 80), s2), 80);
+    v128.store(d, f32x4.add(v128.load(d, 96), u0), 96);
+    v128.store(d, f32x4.add(v128.load(d, 112), u1), 112);
+    v128.store(d, f32x4.add(v128.load(d, 128), u2), 128);
   }
 }
 
