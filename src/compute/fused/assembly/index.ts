@@ -445,26 +445,58 @@ function argmax(): i32 {
   return best;
 }
 
-function conv2Backward(n2: i32): void {
+const L2 = memory.data(36 * 4, 16); // pool2 positions of one channel that carry gradient
+
+function conv2Backward(): void {
   memory.fill(DP1, 0, 225 * 8 * 4);
-  for (let t = 0; t < n2; t++) {
-    const i = <usize>load<i32>(NZ2 + (<usize>t << 2));
-    const co = i & 15;
-    const pix = i >> 4;
-    const k = <usize>load<i32>(I2 + (i << 2));
-    const oy = (pix / 6) * 2 + (k >> 1);
-    const ox = (pix % 6) * 2 + (k & 1);
-    const g = f(DP2, i);
-    setf(GB2, co, f(GB2, co) + g);
-    const gv = f32x4.splat(g);
+  // Channel by channel: the pool2 outputs > 0 (their routed conv2 output passed its ReLU). Per kernel row, the
+  // weight gradient is summed in registers; the input gradient is added into DP1 at each routed patch.
+  for (let co: usize = 0; co < 16; co++) {
+    let n: usize = 0;
+    for (let pix: usize = 0; pix < 36; pix++) {
+      const i = pix * 16 + co;
+      const k = <usize>load<i32>(I2 + (i << 2));
+      const oy = (pix / 6) * 2 + (k >> 1);
+      const ox = (pix % 6) * 2 + (k & 1);
+      store<i32>(L2 + (n << 2), <i32>((i << 16) | ((oy * 15 + ox) * 8 << 2)));
+      n += <usize>(f(P2, i) != 0);
+    }
+    if (n == 0) continue;
+    let gsum: f32 = 0;
+    for (let t: usize = 0; t < n; t++) gsum += f(DP2, <usize>load<i32>(L2 + (t << 2)) >> 16);
+    setf(GB2, co, f(GB2, co) + gsum);
     for (let ky: usize = 0; ky < 3; ky++) {
-      const src = P1 + (((oy + ky) * 15 + ox) * 8 << 2);
-      const gw = GW2T + ((co * 72 + ky * 24) << 2);
       const wt = W2T + ((co * 72 + ky * 24) << 2);
-      for (let v: usize = 0; v < 96; v += 16) {
-        v128.store(gw + v, f32x4.add(v128.load(gw + v), f32x4.mul(gv, v128.load(src + v))));
-        v128.store(src - P1 + DP1 + v, f32x4.add(v128.load(src - P1 + DP1 + v), f32x4.mul(gv, v128.load(wt + v))));
+      const w0 = v128.load(wt), w1 = v128.load(wt, 16), w2 = v128.load(wt, 32);
+      const w3 = v128.load(wt, 48), w4 = v128.load(wt, 64), w5 = v128.load(wt, 80);
+      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+      const row = ky * 15 * 8 << 2;
+      for (let t: usize = 0; t < n; t++) {
+        const e = <usize>load<i32>(L2 + (t << 2));
+        const gv = v128.load32_splat(DP2 + ((e >> 16) << 2));
+        const at = (e & 0xffff) + row;
+        const src = P1 + at;
+        a0 = f32x4.add(a0, f32x4.mul(gv, v128.load(src)));
+        a1 = f32x4.add(a1, f32x4.mul(gv, v128.load(src, 16)));
+        a2 = f32x4.add(a2, f32x4.mul(gv, v128.load(src, 32)));
+        a3 = f32x4.add(a3, f32x4.mul(gv, v128.load(src, 48)));
+        a4 = f32x4.add(a4, f32x4.mul(gv, v128.load(src, 64)));
+        a5 = f32x4.add(a5, f32x4.mul(gv, v128.load(src, 80)));
+        const d = DP1 + at;
+        v128.store(d, f32x4.add(v128.load(d), f32x4.mul(gv, w0)));
+        v128.store(d, f32x4.add(v128.load(d, 16), f32x4.mul(gv, w1)), 16);
+        v128.store(d, f32x4.add(v128.load(d, 32), f32x4.mul(gv, w2)), 32);
+        v128.store(d, f32x4.add(v128.load(d, 48), f32x4.mul(gv, w3)), 48);
+        v128.store(d, f32x4.add(v128.load(d, 64), f32x4.mul(gv, w4)), 64);
+        v128.store(d, f32x4.add(v128.load(d, 80), f32x4.mul(gv, w5)), 80);
       }
+      const gw = GW2T + ((co * 72 + ky * 24) << 2);
+      v128.store(gw, f32x4.add(v128.load(gw), a0));
+      v128.store(gw, f32x4.add(v128.load(gw, 16), a1), 16);
+      v128.store(gw, f32x4.add(v128.load(gw, 32), a2), 32);
+      v128.store(gw, f32x4.add(v128.load(gw, 48), a3), 48);
+      v128.store(gw, f32x4.add(v128.load(gw, 64), a4), 64);
+      v128.store(gw, f32x4.add(v128.load(gw, 80), a5), 80);
     }
   }
 }
@@ -535,7 +567,7 @@ export function trainChunk(n: i32): void {
     // fc1
     addVectors(GRAD + (F1B << 2), DZ1, 30);
     denseBackward(P2, NZ2, n2, PARAMS + (F1W << 2), GRAD + (F1W << 2), 120 * 4, DZ1, 30, DP2);
-    conv2Backward(n2);
+    conv2Backward();
     conv1Backward();
   }
 }
