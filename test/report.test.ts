@@ -234,6 +234,8 @@ interface GridImage {
   height: number;
   index: number;
   caption: string;
+  /** The caption is wider than its card. */
+  overflows: boolean;
   pixels: number[];
 }
 
@@ -247,7 +249,7 @@ const IMAGES_SCRIPT = `[...document.querySelectorAll('figure.miss img')].map((im
   const figure = img.closest('figure');
   return {
     complete: img.complete, width: img.naturalWidth, height: img.naturalHeight, index: Number(figure.getAttribute('data-index')),
-    caption: figure.querySelector('figcaption').textContent, pixels: [...ctx.getImageData(0, 0, img.naturalWidth, img.naturalHeight).data],
+    caption: figure.querySelector('figcaption').textContent, overflows: figure.scrollWidth > figure.clientWidth, pixels: [...ctx.getImageData(0, 0, img.naturalWidth, img.naturalHeight).data],
   };
 })`;
 
@@ -328,6 +330,7 @@ test('the report renders in headless Chromium: no console errors, no network, ch
     t.is(img.height, 32);
     t.is(img.index, entry.index);
     t.is(img.caption, `${FIXTURE_CLASS_NAMES[entry.label]}→${FIXTURE_CLASS_NAMES[entry.predicted]}#${entry.index}`);
+    t.false(img.overflows, `the caption of test image ${entry.index} fits its card`);
     let same = true;
     for (let y = 0; y < 32 && same; y++) {
       for (let x = 0; x < 32 && same; x++) {

@@ -10,7 +10,7 @@ export function imageGridHtml(images: readonly MisclassifiedImage[], classNames:
     (m) =>
       `<figure class="miss" data-index="${m.index}" data-label="${m.label}" data-predicted="${m.predicted}">` +
       `<img src="${m.src}" width="96" height="96" alt="test image ${m.index}: a ${name(m.label)} taken for a ${name(m.predicted)}">` +
-      `<figcaption><span class="true">${name(m.label)}</span><span class="arrow">→</span><span class="pred">${name(m.predicted)}</span>` +
+      `<figcaption><span class="true">${name(m.label)}</span><wbr><span class="arrow">→</span><span class="pred">${name(m.predicted)}</span>` +
       `<span class="idx">#${m.index}</span></figcaption></figure>`,
   );
   return `<div class="image-grid">\n${figures.join('\n')}\n</div>`;

@@ -141,7 +141,7 @@ svg.chart .axis-label { fill: var(--muted); }
 svg.chart .grid line { stroke: #eceef1; }
 svg.chart .axis line { stroke: #9aa0a6; }
 svg.chart .bar { fill: var(--train); }
-svg.chart .bar-value { fill: var(--muted); }
+svg.chart .bar-value { fill: var(--muted); paint-order: stroke; stroke: #fff; stroke-width: 3px; }
 svg.chart .reference line { stroke: var(--test); stroke-width: 1.5; }
 svg.chart .reference text { fill: var(--test); }
 svg.chart .frame { stroke: #9aa0a6; }
@@ -149,7 +149,7 @@ svg.chart .cell { stroke: #fff; stroke-width: 1; }
 svg.chart .cell.diagonal { stroke: #222; stroke-width: 1.5; }
 svg.chart text.cell-value { font-size: 11px; }
 svg.chart text.cell-value.on-dark { fill: #fff; }
-.image-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(112px, 1fr)); gap: 12px; }
+.image-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(120px, 1fr)); gap: 12px; }
 figure.miss { margin: 0; padding: 6px; border: 1px solid var(--line); border-radius: 6px; text-align: center; }
 figure.miss img { display: block; margin: 0 auto 4px; width: 96px; height: 96px; image-rendering: pixelated; }
 figcaption { font-size: 12px; line-height: 1.3; }

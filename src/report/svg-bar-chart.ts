@@ -30,6 +30,8 @@ export function barChartSvg(spec: BarChartSpec): string {
   parts.push(`</g><g class="axis x-axis">`);
   for (let t = 0; t <= 10; t += 2) parts.push(`<text x="${x(t / 10).toFixed(1)}" y="${bottom + 16}" text-anchor="middle">${(t / 10).toFixed(1)}</text>`);
   parts.push(`</g>`);
+  // Bars, then the reference line across them, then the values on top (with a white halo).
+  const values: string[] = [];
   spec.bars.forEach((bar, i) => {
     const y = TOP + i * ROW;
     const label = escapeHtml(bar.label);
@@ -38,7 +40,7 @@ export function barChartSvg(spec: BarChartSpec): string {
       `<rect class="bar" data-label="${label}" data-value="${bar.value}" x="${LEFT}" y="${y + 4}" width="${(x(bar.value) - LEFT).toFixed(1)}" ` +
         `height="${ROW - 8}"><title>${label}: ${bar.value.toFixed(4)}</title></rect>`,
     );
-    parts.push(`<text class="bar-value" x="${(x(bar.value) + 5).toFixed(1)}" y="${y + ROW / 2 + 4}">${bar.value.toFixed(2)}</text>`);
+    values.push(`<text class="bar-value" x="${(x(bar.value) + 5).toFixed(1)}" y="${y + ROW / 2 + 4}">${bar.value.toFixed(2)}</text>`);
   });
   if (spec.reference) {
     const rx = x(spec.reference.value).toFixed(1);
@@ -47,6 +49,7 @@ export function barChartSvg(spec: BarChartSpec): string {
         `<text x="${rx}" y="${TOP - 12}" text-anchor="middle">${escapeHtml(spec.reference.label)}</text></g>`,
     );
   }
+  parts.push(...values);
   return (
     `<svg class="chart bar-chart" id="${escapeHtml(spec.id)}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${WIDTH} ${height}" ` +
     `width="${WIDTH}" height="${height}" role="img" aria-label="${escapeHtml(spec.title)}">\n${parts.join('\n')}\n</svg>`
