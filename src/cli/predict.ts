@@ -55,7 +55,8 @@ async function main(): Promise<number> {
   for (const file of files) {
     let prediction: ImagePrediction;
     try {
-      prediction = await predictImageFile(classifier, file, options.fit);
+      // `npm run` starts in the project root; relative paths mean where the user typed the command (INIT_CWD).
+      prediction = await predictImageFile(classifier, path.resolve(process.env.INIT_CWD ?? process.cwd(), file), options.fit);
     } catch (error) {
       if (!(error instanceof ImageDecodeError)) throw error;
       failed += 1;
