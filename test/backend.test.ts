@@ -129,12 +129,12 @@ test.serial('explicit choices switch the thread between backends', async (t) => 
 
 test.serial('an unknown choice is a BackendError listing the valid ones', async (t) => {
   const err = await t.throwsAsync(initBackend('gpu' as BackendChoice), { instanceOf: BackendError });
-  t.regex(err!.message, /auto, node, wasm, cpu/);
+  t.regex(err!.message, /auto, node, wasm, cpu, fused/);
 });
 
 test('describeBackend gives a short line per backend', (t) => {
-  t.deepEqual([...BACKEND_CHOICES], ['auto', 'node', 'wasm', 'cpu']);
-  for (const name of ['node', 'wasm', 'cpu'] as const) {
+  t.deepEqual([...BACKEND_CHOICES], ['auto', 'node', 'wasm', 'cpu', 'fused']);
+  for (const name of ['node', 'wasm', 'cpu', 'fused'] as const) {
     const text = describeBackend(name);
     t.true(text.startsWith(name), text);
     t.true(text.length < 80, text);
