@@ -158,7 +158,8 @@ export class RemoteWorker {
         }
         const mine = this.attached.get(keys.runId);
         if (mine) {
-          if (now - mine.lastPresence > PRESENCE_TTL_MS / 3) {
+          // Every second or so: quickly back after Redis lost its data, so the coordinator knows whom to wait for.
+          if (now - mine.lastPresence > 1000) {
             mine.lastPresence = now;
             await this.present(keys, 'serving', mine.pool.threads, mine.since, mine.announcement.backend);
           }

@@ -112,6 +112,8 @@ export class RedisPool implements WorkerPool {
   private lastConnectionError = '';
   private closed = false;
   private serving = 0;
+  /** Whether a worker was ever seen serving this run (then close() waits for workers to leave). */
+  private everServed = false;
   private readonly rejected = new Map<RejectReason, number>();
   private readonly traffic = { weightsBytes: 0, resultBytes: 0, jobs: 0 };
 
@@ -231,7 +233,7 @@ export class RedisPool implements WorkerPool {
         try {
           return validateShardResult(values, this.options.parameterCount, task.indices.length, `worker ${worker}`);
         } catch (error) {
-          if (error instanceof ShardResultError) throw new RejectedResult('non-finite', error.message);
+          if (error instanceof ShardResultError) throw new RejectedResult('non-finite', error.message.replace(/;? ?discarded\.$/, ''));
           throw error;
         }
       });
@@ -449,6 +451,7 @@ export class RedisPool implements WorkerPool {
       }
       worker = JSON.stringify(envelope.worker);
       task.result = this.check(task, envelope, id, worker);
+      this.everServed = true;
       return 1;
     } catch (error) {
       if (!(error instanceof RejectedResult)) throw error;
@@ -575,6 +578,7 @@ export class RedisPool implements WorkerPool {
       if (!alive) this.runLost = true;
       const presences = await withDeadline(readPresences(this.redis, this.keys), ttlMs, () => new Error('timed out'));
       this.serving = presences.filter((p) => p.state === 'serving').length;
+      if (this.serving > 0) this.everServed = true;
       if (this.runLost) await this.recoverRun();
     } catch {
       // Redis away: checkConnection() in the round loop decides when that becomes an error.
@@ -611,10 +615,13 @@ export class RedisPool implements WorkerPool {
   private async removeRun(): Promise<void> {
     const ttlMs = (this.options.announceTtlSeconds ?? DEFAULT_ANNOUNCE_TTL_S) * 1000;
     await announceRun(this.redis, this.keys, { ...this.announcement, state: 'closing' }, ttlMs);
-    const until = Date.now() + 5000;
-    while (Date.now() < until) {
+    // Workers look every half second; give the ones that served a moment to see 'closing' (even if their
+    // presence keys were lost with a Redis restart), and at most 5 s to finish leaving.
+    const started = Date.now();
+    while (Date.now() - started < 5000) {
       const presences = await readPresences(this.redis, this.keys);
-      if (!presences.some((p) => p.state === 'serving')) break;
+      const settled = !this.everServed || Date.now() - started > 1200;
+      if (settled && !presences.some((p) => p.state === 'serving')) break;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await this.queue.close().catch(() => undefined);

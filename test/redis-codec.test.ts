@@ -1,0 +1,193 @@
+// The pieces of the Redis transport on their own: URLs, key names, job ids, the msgpack codec, signatures,
+// the weights store and run cleanup (against the real Redis), and the weights gate of a worker.
+import test from 'ava';
+import { Packr } from 'msgpackr';
+import { InvalidOptionError } from '../src/errors/index.ts';
+import { parseRedisUrl, redactUrl } from '../src/redis/connection.ts';
+import { RunKeys, jobId, newRunId, parseJobId, resolveNamespace } from '../src/redis/keys.ts';
+import {
+  CodecError, type GradientJobData, RESULT_FORMAT, decodeEvalPayload, decodeGradientPayload, decodeIndices, decodeResult, decodeWeights,
+  encodeEvalPayload, encodeGradientPayload, encodeIndices, encodeResult, parseJobData, taskDigest,
+} from '../src/redis/payload-codec.ts';
+import { secretCheck, signResult, verifyResult } from '../src/redis/result-signing.ts';
+import { WeightsStore, WeightsUnavailable, fetchWeights } from '../src/redis/weights-store.ts';
+import { announceRun, listRuns, type RunAnnouncement } from '../src/redis/run-announcement.ts';
+import { countRunKeys, deleteRunKeys, sweepAbandonedRuns } from '../src/redis/run-cleanup.ts';
+import { WeightsGate } from '../workers/remote-worker.ts';
+import { redisClient, scanKeys, sleep, testNamespace } from './fixtures/redis-harness.ts';
+
+test('Redis URLs: AUTH user and password, database, TLS with rediss://, and passwords never shown', (t) => {
+  const plain = parseRedisUrl('redis://redis.example:6380/2');
+  t.like(plain.options, { host: 'redis.example', port: 6380, db: 2 });
+  t.is(plain.options.tls, undefined);
+  t.is(plain.options.password, undefined);
+
+  const auth = parseRedisUrl('redis://alice:p%40ss%3Aword@10.0.0.5');
+  t.like(auth.options, { host: '10.0.0.5', port: 6379, db: 0, username: 'alice', password: 'p@ss:word' });
+  t.is(auth.display, 'redis://alice:***@10.0.0.5');
+  t.false(auth.display.includes('word'));
+
+  const passwordOnly = parseRedisUrl('redis://:secret@localhost:7000');
+  t.is(passwordOnly.options.password, 'secret');
+  t.is(passwordOnly.options.username, undefined);
+
+  const tls = parseRedisUrl('rediss://bob:pw@cache.example.com:6390');
+  t.deepEqual(tls.options.tls, { servername: 'cache.example.com' });
+  t.regex(redactUrl('rediss://bob:pw@cache.example.com:6390'), /^rediss:\/\/bob:\*\*\*@cache\.example\.com:6390$/);
+
+  t.throws(() => parseRedisUrl('http://localhost:6379'), { instanceOf: InvalidOptionError, message: /must start with redis:\/\/ \(or rediss:\/\/ for TLS\)/ });
+  t.throws(() => parseRedisUrl('localhost:6379'), { instanceOf: InvalidOptionError });
+  t.throws(() => parseRedisUrl('redis://localhost/abc'), { instanceOf: InvalidOptionError, message: /database .* must be a number/ });
+  t.throws(() => parseRedisUrl('rediss://h', { REDIS_TLS_CA_FILE: '/nonexistent/ca.pem' }), { instanceOf: InvalidOptionError, message: /REDIS_TLS_CA_FILE/ });
+});
+
+test('keys: every key of a run under its prefix; job ids round-trip; namespaces validated', (t) => {
+  const keys = new RunKeys('ns-1', '20260101-120000-abcdef');
+  for (const key of [keys.announce, keys.weights(12), keys.result('g3-1-2'), keys.worker('host:42'), keys.events]) {
+    t.true(key.startsWith(`${keys.prefix}:`), key);
+  }
+  t.is(keys.pattern, 'ns-1:run:20260101-120000-abcdef:*');
+  t.regex(newRunId(new Date('2026-03-04T05:06:07Z')), /^20260304-050607-[0-9a-f]{6}$/);
+  const name = { kind: 'gradient', round: 17, index: 3, attempt: 2 } as const;
+  t.is(jobId(name), 'g17-3-2');
+  t.deepEqual(parseJobId('g17-3-2'), name);
+  t.deepEqual(parseJobId('e4-0-1'), { kind: 'evaluate', round: 4, index: 0, attempt: 1 });
+  for (const bad of ['17', 'x1-2-3', 'g1-2', 'g1-2-3-4', 5, undefined]) t.is(parseJobId(bad), undefined);
+  t.is(resolveNamespace(undefined, {}), 'cifar-dp');
+  t.is(resolveNamespace(undefined, { TRAINER_NAMESPACE: 'lab.b' }), 'lab.b');
+  t.throws(() => resolveNamespace('bad:ns', {}), { instanceOf: InvalidOptionError });
+});
+
+const gradientJob: GradientJobData = { v: 1, kind: 'gradient', round: 3, index: 1, step: 12, shard: 1, weightsVersion: 12, indices: encodeIndices(new Int32Array([5, 0, 99, 2 ** 31 - 1])) };
+
+test('codec: job data validated; indices, gradients and predictions travel as raw bytes, not JSON numbers', (t) => {
+  t.deepEqual([...decodeIndices(gradientJob.indices)], [5, 0, 99, 2 ** 31 - 1]);
+  t.deepEqual(parseJobData(JSON.parse(JSON.stringify(gradientJob))), gradientJob);
+  t.throws(() => parseJobData({ ...gradientJob, v: 2 }), { instanceOf: CodecError, message: /different versions/ });
+  t.throws(() => parseJobData({ ...gradientJob, step: -1 }), { instanceOf: CodecError });
+  t.throws(() => parseJobData({ ...gradientJob, indices: 'abc' }), { instanceOf: CodecError });
+  t.throws(() => parseJobData({ v: 1, kind: 'evaluate', round: 1, index: 0, weightsVersion: 3, start: 10, end: 10 }), { instanceOf: CodecError });
+  t.not(taskDigest(gradientJob), taskDigest({ ...gradientJob, indices: encodeIndices(new Int32Array([5, 0, 99, 3])) }));
+
+  const values = new Float32Array(81304).map((_, i) => Math.sin(i) * 1e-3);
+  const payload = encodeGradientPayload(values);
+  t.true(payload.length < values.byteLength + 64, `payload ${payload.length} bytes for ${values.byteLength} bytes of floats`);
+  t.false(payload.includes(Buffer.from('0.000')), 'no decimal text');
+  const back = decodeGradientPayload(payload);
+  t.true(back instanceof Float32Array);
+  t.true(Buffer.from(back.buffer, back.byteOffset, back.byteLength).equals(Buffer.from(values.buffer)), 'bit-exact');
+
+  const envelope = { format: RESULT_FORMAT, runId: 'r', jobId: 'g3-1-1', worker: 'w1', kind: 'gradient', step: 12, shard: 1, weightsVersion: 12, payload } as const;
+  const decoded = decodeResult(encodeResult(envelope));
+  t.like(decoded, { runId: 'r', jobId: 'g3-1-1', worker: 'w1', step: 12, shard: 1, weightsVersion: 12 });
+  t.true(Buffer.from(decoded.payload).equals(payload));
+  t.is(decoded.signature, undefined);
+
+  const packr = new Packr({ useRecords: false, moreTypes: true });
+  t.throws(() => decodeResult(Buffer.from([0x92, 0x01])), { instanceOf: CodecError });
+  t.throws(() => decodeResult(encodeResult(envelope).subarray(0, 50)), { instanceOf: CodecError, message: /not valid msgpack/ });
+  t.throws(() => decodeResult(packr.pack({ ...envelope, payload: [1, 2, 3] })), { instanceOf: CodecError, message: /binary payload/ });
+  t.throws(() => decodeGradientPayload(packr.pack({ values: [0.1, 0.2] })), { instanceOf: CodecError, message: /no Float32Array/ });
+
+  const evalPayload = encodeEvalPayload({ start: 500, lossSum: 812.5, predictions: new Int32Array([1, 9, 0]) });
+  t.deepEqual(decodeEvalPayload(evalPayload, { start: 500, end: 503 }, 10), { start: 500, lossSum: 812.5, predictions: new Int32Array([1, 9, 0]) });
+  t.throws(() => decodeEvalPayload(evalPayload, { start: 500, end: 504 }, 10), { message: /3 predictions, expected 4/ });
+  t.throws(() => decodeEvalPayload(encodeEvalPayload({ start: 0, lossSum: 1, predictions: new Int32Array([10]) }), { start: 0, end: 1 }, 10), { message: /class 10/ });
+  t.throws(() => decodeEvalPayload(encodeEvalPayload({ start: 0, lossSum: Number.NaN, predictions: new Int32Array([1]) }), { start: 0, end: 1 }, 10), { message: /loss sum is NaN/ });
+});
+
+test('signatures cover run, kind, step, shard, weights version, task and every payload byte', (t) => {
+  const subject = { runId: 'r1', kind: 'gradient', step: 4, shard: 1, weightsVersion: 4, taskDigest: taskDigest(gradientJob) };
+  const payload = encodeGradientPayload(new Float32Array([1, 2, 3]));
+  const signature = signResult('s3cret', subject, payload);
+  t.true(verifyResult('s3cret', subject, payload, signature));
+  t.false(verifyResult('other', subject, payload, signature));
+  for (const change of [{ runId: 'r2' }, { kind: 'evaluate' }, { step: 5 }, { shard: 0 }, { weightsVersion: 3 }, { taskDigest: '00' }]) {
+    t.false(verifyResult('s3cret', { ...subject, ...change }, payload, signature), JSON.stringify(change));
+  }
+  const tampered = Buffer.from(payload);
+  tampered[tampered.length - 1] ^= 1;
+  t.false(verifyResult('s3cret', subject, tampered, signature));
+  t.false(verifyResult('s3cret', subject, payload, signature.subarray(0, 31)));
+  t.not(secretCheck('a', 'r1'), secretCheck('b', 'r1'));
+  t.not(secretCheck('a', 'r1'), secretCheck('a', 'r2'));
+});
+
+test('weights store (real Redis): one binary value per version, older versions deleted, signatures checked', async (t) => {
+  const redis = redisClient();
+  t.teardown(() => redis.quit());
+  const keys = new RunKeys(testNamespace('weights'), newRunId());
+  t.teardown(() => deleteRunKeys(redis, keys));
+  const store = new WeightsStore(redis, keys, 'k');
+  const w = new Float32Array(1000).map((_, i) => i / 7);
+  const bytes = await store.publish(0, w);
+  t.true(bytes < w.byteLength + 200, `${bytes} bytes`);
+  await store.publish(1, w.map((x) => x + 1));
+  t.is(await redis.exists(keys.weights(0)), 0, 'version 0 deleted once version 1 is out');
+  const fetched = await fetchWeights(redis, keys, 1, 1000, 'k');
+  t.deepEqual(fetched, w.map((x) => x + 1));
+  t.is(await fetchWeights(redis, keys, 0, 1000, 'k'), undefined);
+  await t.throwsAsync(fetchWeights(redis, keys, 1, 999, 'k'), { instanceOf: WeightsUnavailable, message: /hold 1000 values, the model has 999/ });
+  await t.throwsAsync(fetchWeights(redis, keys, 1, 1000, 'other'), { instanceOf: WeightsUnavailable, message: /bad signature/ });
+  // Someone without the secret overwrites the weights.
+  await new WeightsStore(redis, keys, undefined).publish(1, new Float32Array(1000));
+  await t.throwsAsync(fetchWeights(redis, keys, 1, 1000, 'k'), { instanceOf: WeightsUnavailable, message: /unsigned/ });
+  t.deepEqual(decodeWeights((await redis.getBuffer(keys.weights(1)))!).values, new Float32Array(1000));
+});
+
+test('run cleanup (real Redis): a run\'s keys all go; abandoned runs and earlier attempts are swept, live runs kept', async (t) => {
+  const redis = redisClient();
+  t.teardown(() => redis.quit());
+  const ns = testNamespace('sweep');
+  const announcement = (keys: RunKeys, owner: string): RunAnnouncement => ({
+    protocol: 1, runId: keys.runId, state: 'running', model: 'tutorial', parameterCount: 1, classes: 10, backend: 'wasm',
+    dataFingerprint: 'f', trainCount: 1, testCount: 1, signed: false, owner, host: 'h', pid: 1, startedAt: new Date().toISOString(),
+  });
+  const [live, dead, earlier, mine] = ['a', 'b', 'c', 'd'].map((s) => new RunKeys(ns, `20260101-000000-00000${s}`));
+  await announceRun(redis, live, announcement(live, 'h:/other'), 60_000);
+  await announceRun(redis, dead, announcement(dead, 'h:/x'), 50);
+  await announceRun(redis, earlier, announcement(earlier, 'h:/out'), 60_000);
+  await announceRun(redis, mine, announcement(mine, 'h:/out'), 60_000);
+  for (const k of [live, dead, earlier, mine]) await redis.set(k.weights(3), 'x');
+  await sleep(100);
+  t.deepEqual((await listRuns(redis, ns)).map((r) => [r.keys.runId, r.announcement?.owner]), [
+    [live.runId, 'h:/other'], [dead.runId, undefined], [earlier.runId, 'h:/out'], [mine.runId, 'h:/out'],
+  ]);
+  const lines: string[] = [];
+  const removed = await sweepAbandonedRuns(redis, ns, { except: mine.runId, owner: 'h:/out', log: (l) => lines.push(l) });
+  t.deepEqual(removed.sort(), [dead.runId, earlier.runId].sort());
+  t.regex(lines.join('\n'), /left behind by a coordinator that stopped without cleaning up/);
+  t.regex(lines.join('\n'), /an earlier attempt of this run \(h:\/out\)/);
+  t.is(await countRunKeys(redis, dead), 0);
+  t.is(await countRunKeys(redis, earlier), 0);
+  t.is(await countRunKeys(redis, live), 2);
+  t.is(await deleteRunKeys(redis, live), 2);
+  t.is(await deleteRunKeys(redis, mine), 2);
+  t.deepEqual(await scanKeys(redis, `${ns}:*`), [], 'the namespace\'s run list goes with its last run');
+});
+
+test('weights gate: one version at a time; a newer version waits for the older jobs; older versions refused', async (t) => {
+  const gate = new WeightsGate();
+  const events: string[] = [];
+  const load = async (v: number) => {
+    events.push(`load ${v}`);
+    await sleep(5);
+  };
+  const job = (v: number, ms: number) => gate.use(v, load, async () => {
+    events.push(`start ${v}`);
+    await sleep(ms);
+    events.push(`end ${v}`);
+    return v;
+  });
+  const a = job(1, 40);
+  const b = job(1, 10);
+  await sleep(5);
+  const c = job(2, 1);
+  t.deepEqual(await Promise.all([a, b, c]), [1, 1, 2]);
+  t.deepEqual(events, ['load 1', 'start 1', 'start 1', 'end 1', 'end 1', 'load 2', 'start 2', 'end 2']);
+  await t.throwsAsync(job(1, 1), { message: /version 1 is superseded by version 2/ });
+  await t.throwsAsync(gate.use(3, async () => {
+    throw new Error('weights version 3 are not in Redis');
+  }, async () => 3), { message: /not in Redis/ });
+  t.is(await job(2, 1), 2, 'a failed load leaves the loaded version usable');
+});

@@ -1,0 +1,208 @@
+// Coordinator and `npm run worker` processes over the real Redis at 127.0.0.1:6379: the final weights (and the
+// evaluation) must be byte-identical to the local-thread run with the same settings, whatever happens to the
+// workers, the coordinator, or the results on the way.
+import test from 'ava';
+import { rm } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Worker, type Job } from 'bullmq';
+import { writeCifar10Fixture, type Cifar10Fixture } from './fixtures/cifar10-fixture.ts';
+import {
+  REDIS_URL, type Proc, readEval, readWeights, redisClient, runCoordinator, scanKeys, startCoordinator, startWorker, tempDir,
+  sleep, testNamespace, trainArgs, until,
+} from './fixtures/redis-harness.ts';
+import { QUEUE_NAME, RunKeys } from '../src/redis/keys.ts';
+import { RESULT_FORMAT, encodeGradientPayload, encodeResult, parseJobData, subjectPosition, taskDigest } from '../src/redis/payload-codec.ts';
+import { signResult } from '../src/redis/result-signing.ts';
+import { shardResultLength } from '../src/pool/shard-result.ts';
+
+const EPOCHS = ['--epochs', '2'];
+let fixture: Cifar10Fixture;
+let reference: { weights: Buffer; evaluation: unknown };
+const cleanups: (() => Promise<unknown> | void)[] = [];
+
+test.before(async () => {
+  fixture = await writeCifar10Fixture({ perFile: 20, testCount: 40 }); // 100 training images: 5 steps of 20 per epoch
+  const out = tempDir('reference');
+  cleanups.push(() => rm(out, { recursive: true, force: true }));
+  const run = await runCoordinator(trainArgs(fixture.dir, out, [...EPOCHS, '--workers', '2']), { REDIS_URL: '' });
+  if (run.code !== 0) throw new Error(`reference run failed:\n${run.output}`);
+  reference = { weights: await readWeights(out), evaluation: await readEval(out) };
+});
+
+test.after.always(async () => {
+  for (const c of cleanups.reverse()) await c();
+  await fixture?.cleanup();
+});
+
+function track(proc: Proc): Proc {
+  cleanups.push(() => proc.kill('SIGKILL'));
+  return proc;
+}
+
+function runIdOf(output: string): string {
+  const match = /Run (\S+) announced/.exec(output);
+  if (!match) throw new Error(`no run id in:\n${output}`);
+  return match[1];
+}
+
+test.serial('two worker processes train byte-identically to two local threads, evaluate remotely, and leave no keys behind', async (t) => {
+  const ns = testNamespace('clean');
+  const redis = redisClient();
+  t.teardown(() => redis.quit());
+  t.deepEqual(await scanKeys(redis, `${ns}:*`), []);
+  const workers = await Promise.all(['wA', 'wB'].map((name) => startWorker({ namespace: ns, data: fixture.dir, name }).then(track)));
+  const out = tempDir('clean');
+  cleanups.push(() => rm(out, { recursive: true, force: true }));
+
+  const run = await runCoordinator(trainArgs(fixture.dir, out, [...EPOCHS, '--redis', REDIS_URL]), { TRAINER_NAMESPACE: ns });
+  t.is(run.code, 0, run.output);
+  t.regex(run.output, /Workers: .*remote workers via Redis/);
+  t.true((await readWeights(out)).equals(reference.weights), 'weights.bin equals the thread-pool run');
+  t.deepEqual(await readEval(out), reference.evaluation, 'evaluation over remote workers equals the local one');
+  t.notRegex(run.output, /Rejected|Ignored|not used/);
+
+  // Both workers took part, and both left the run when it closed.
+  for (const w of workers) {
+    const left = await w.waitFor(/left run \S+ \(the run has ended\) after (\d+) jobs?/, 10_000);
+    t.true(Number(left[1]) > 0, `${w.output()}`);
+  }
+  t.deepEqual(await scanKeys(redis, `${ns}:*`), [], 'every key of the run is gone');
+
+  // SIGTERM: a worker leaves cleanly.
+  for (const w of workers) w.kill('SIGTERM');
+  for (const w of workers) {
+    t.is(await w.exited, 0, w.output());
+    t.regex(w.output(), /stopped\./);
+  }
+});
+
+test.serial('a worker SIGKILLed in the middle of a job: its shard is computed elsewhere and the weights stay byte-identical', async (t) => {
+  const ns = testNamespace('kill-worker');
+  const redis = redisClient();
+  t.teardown(() => redis.quit());
+  // wSlow sleeps 1.5 s before each job, so it is caught holding one.
+  const slow = track(await startWorker({ namespace: ns, data: fixture.dir, name: 'wSlow', lockSeconds: 2, env: { TRAINER_TEST_JOB_DELAY_MS: '1500' } }));
+  const fast = track(await startWorker({ namespace: ns, data: fixture.dir, name: 'wFast', lockSeconds: 2 }));
+  const out = tempDir('kill-worker');
+  cleanups.push(() => rm(out, { recursive: true, force: true }));
+
+  const coordinator = track(startCoordinator(trainArgs(fixture.dir, out, [...EPOCHS, '--redis', REDIS_URL]), { TRAINER_NAMESPACE: ns }));
+  const keys = new RunKeys(ns, runIdOf((await coordinator.waitFor(/Run \S+ announced/))[0]));
+  const prefix = `${keys.prefix}:${QUEUE_NAME}`;
+  const held = await until(async () => {
+    for (const id of await redis.lrange(`${prefix}:active`, 0, -1)) {
+      if ((await redis.hget(`${prefix}:${id}`, 'pb')) === 'wSlow') return id;
+    }
+    return undefined;
+  }, 30_000, 'wSlow to hold a job');
+  slow.kill('SIGKILL');
+  t.is(await slow.exited, 137);
+
+  t.is(await coordinator.exited, 0, coordinator.output());
+  t.regex(coordinator.output(), new RegExp(`Job ${held} \\(step \\d+ shard \\d\\) stalled`));
+  t.true((await readWeights(out)).equals(reference.weights), 'weights.bin equals the thread-pool run');
+  t.deepEqual(await readEval(out), reference.evaluation);
+  await fast.waitFor(/left run/, 10_000);
+  t.deepEqual(await scanKeys(redis, `${keys.prefix}:*`), []);
+});
+
+test.serial('the coordinator SIGKILLed mid-run and restarted with --resume ends byte-identical and removes the old attempt', async (t) => {
+  const ns = testNamespace('kill-coordinator');
+  const redis = redisClient();
+  t.teardown(() => redis.quit());
+  await Promise.all(['wA', 'wB'].map((name) => startWorker({ namespace: ns, data: fixture.dir, name }).then(track)));
+  const out = tempDir('kill-coordinator');
+  cleanups.push(() => rm(out, { recursive: true, force: true }));
+  const args = trainArgs(fixture.dir, out, [...EPOCHS, '--redis', REDIS_URL]);
+
+  const first = track(startCoordinator(args, { TRAINER_NAMESPACE: ns }));
+  const oldRun = new RunKeys(ns, runIdOf((await first.waitFor(/Run \S+ announced/))[0]));
+  await first.waitFor(/^epoch: 1 /m); // printed after the epoch-1 checkpoint is written
+  t.true(existsSync(path.join(out, 'checkpoint.bin')));
+  await sleep(300); // into epoch 2
+  first.kill('SIGKILL');
+  t.is(await first.exited, 137);
+  t.true((await scanKeys(redis, `${oldRun.prefix}:*`)).length > 0, 'the killed coordinator left its keys');
+
+  const second = await runCoordinator([...args, '--resume'], { TRAINER_NAMESPACE: ns });
+  t.is(second.code, 0, second.output);
+  t.regex(second.output, /Resuming from .*1 epochs done/);
+  t.true((await readWeights(out)).equals(reference.weights), 'weights.bin equals an uninterrupted run');
+  // The old attempt's keys: removed at once when the coordinator names its output folder as the run's owner,
+  // otherwise by the workers once its announcement has expired.
+  await until(async () => (await scanKeys(redis, `${oldRun.prefix}:*`)).length === 0, 40_000, 'the old attempt\'s keys to go');
+  t.deepEqual(await scanKeys(redis, `${ns}:*`), []);
+  t.truthy(readFileSync(path.join(out, 'metrics.jsonl'), 'utf8'));
+});
+
+test.serial('duplicate, late, malformed, wrong-length, NaN, unsigned and badly signed results are rejected, logged with the worker, and recomputed', async (t) => {
+  const ns = testNamespace('rogue');
+  const secret = 'correct horse battery staple';
+  const redis = redisClient();
+  t.teardown(() => redis.quit());
+  const out = tempDir('rogue');
+  cleanups.push(() => rm(out, { recursive: true, force: true }));
+  const coordinator = track(startCoordinator(trainArgs(fixture.dir, out, [...EPOCHS, '--redis', REDIS_URL]), { TRAINER_NAMESPACE: ns, TRAINER_SECRET: secret }));
+  const keys = new RunKeys(ns, runIdOf((await coordinator.waitFor(/Run \S+ announced/))[0]));
+  t.regex(coordinator.output(), /results must be signed with TRAINER_SECRET/);
+
+  // The rogue: a BullMQ worker on the run's queue that answers its first jobs with bad results, then leaves.
+  const P = 81302;
+  const kinds = ['unsigned', 'bad-signature', 'malformed', 'wrong-length', 'nan', 'late'] as const;
+  let served = 0;
+  let releaseFirst!: () => void;
+  const firstHeld = new Promise<void>((resolve) => {
+    releaseFirst = resolve;
+  });
+  const rogue = new Worker(
+    QUEUE_NAME,
+    async (job: Job) => {
+      const kind = kinds[served++];
+      if (served === 1) await firstHeld; // hold shard 0 of step 0, so the step cannot finish before the duplicate
+      const data = parseJobData(job.data);
+      const position = subjectPosition(data);
+      const version = kind === 'late' ? data.weightsVersion - 1 : data.weightsVersion;
+      const values = new Float32Array(shardResultLength(P) + (kind === 'wrong-length' ? 1 : 0));
+      if (kind === 'nan') values[5] = Number.NaN;
+      const payload = encodeGradientPayload(values);
+      const subject = { runId: keys.runId, kind: data.kind, ...position, weightsVersion: version, taskDigest: taskDigest(data) };
+      const signature = kind === 'unsigned' ? undefined : signResult(kind === 'bad-signature' ? 'guessed secret' : secret, subject, payload);
+      const bytes = kind === 'malformed'
+        ? encodeResult({ format: RESULT_FORMAT, runId: keys.runId, jobId: String(job.id), worker: 'rogue', kind: data.kind, ...position, weightsVersion: version, payload }).subarray(0, 200)
+        : encodeResult({ format: RESULT_FORMAT, runId: keys.runId, jobId: String(job.id), worker: 'rogue', kind: data.kind, ...position, weightsVersion: version, payload, ...(signature ? { signature } : {}) });
+      await redis.set(keys.result(String(job.id)), bytes);
+      if (served >= kinds.length) void rogue.close();
+      return { worker: 'rogue' };
+    },
+    { connection: { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null }, prefix: keys.prefix, name: 'rogue', concurrency: 1 },
+  );
+  cleanups.push(() => rogue.close(true));
+  await until(async () => served >= 1, 20_000, 'the rogue to take a job');
+
+  // An honest worker computes the other shard of step 0; its completion is then replayed as a duplicate.
+  const honest = track(await startWorker({ namespace: ns, data: fixture.dir, name: 'honest', env: { TRAINER_SECRET: secret } }));
+  const completed = await until(async () => {
+    const reply = (await redis.xrange(keys.events, '-', '+')) as [string, string[]][];
+    return reply.map(([, f]) => f).find((f) => f[f.indexOf('event') + 1] === 'completed');
+  }, 30_000, 'the honest worker\'s first result');
+  await redis.xadd(keys.events, '*', ...completed);
+  await until(async () => /duplicate result/.test(coordinator.output()), 10_000, 'the duplicate to be seen');
+  releaseFirst();
+
+  t.is(await coordinator.exited, 0, coordinator.output());
+  const output = coordinator.output();
+  t.true((await readWeights(out)).equals(reference.weights), 'no rejected result reached the weights');
+  t.deepEqual(await readEval(out), reference.evaluation);
+  t.is(served, kinds.length, 'the rogue served its six jobs');
+  t.regex(output, /Ignored a duplicate result for step 0 shard \d \(job g1-\d-1\) from worker "honest"/);
+  t.regex(output, /Rejected the result for step \d+ shard \d \(job g\d+-\d-\d\) from worker "rogue": it is not signed/);
+  t.regex(output, /from worker "rogue": its signature does not verify/);
+  t.regex(output, /from worker "rogue": the result is not valid msgpack/);
+  t.regex(output, /from worker "rogue": it holds 81305 values, expected 81304/);
+  t.regex(output, /from worker "rogue": Shard result from worker "rogue" holds NaN at position 5\. Computing it again/);
+  t.regex(output, /from worker "rogue": it was computed with weights version -?\d+, the task needs version \d+/);
+  t.regex(output, /Results not used during this run: (?=.*1 unsigned)(?=.*1 bad-signature)(?=.*1 malformed)(?=.*1 wrong-length)(?=.*1 non-finite)(?=.*1 late)(?=.*1 duplicate)/);
+  await honest.waitFor(/left run/, 10_000);
+  t.deepEqual(await scanKeys(redis, `${keys.prefix}:*`), []);
+});
