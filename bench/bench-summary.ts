@@ -18,10 +18,10 @@ export interface TrainingRow {
   readonly remoteVsLocal: number | null;
 }
 
-export interface BreakdownRow extends Omit<StepBreakdown, 'method'> {
+/** The step breakdown of the round whose step time is the median (the lower one of two middles). */
+export interface BreakdownRow extends StepBreakdown {
   readonly config: ConfigId;
   readonly batch: number;
-  readonly method: StepBreakdown['method'];
 }
 
 export interface EvaluationSummary {
@@ -84,17 +84,17 @@ export function summarize(samples: BenchSamples, batches: readonly number[], rou
     };
   });
 
+  // The round with the median step time, whole: its columns add up to its step, which medians taken column by
+  // column would not.
   const breakdown: BreakdownRow[] = [];
   for (const config of samples.configs) {
     for (const batch of batches) {
-      const parts = samples.training.filter((s) => s.config === config.id && s.batch === batch && s.breakdown).map((s) => s.breakdown!);
+      const parts = samples.training
+        .filter((s) => s.config === config.id && s.batch === batch && s.breakdown)
+        .map((s) => s.breakdown!)
+        .sort((a, b) => a.stepMs - b.stepMs);
       if (parts.length === 0) continue;
-      const m = (key: keyof Omit<StepBreakdown, 'method'>) => median(parts.map((p) => p[key]).filter((v): v is number => v !== null));
-      breakdown.push({
-        config: config.id, batch, method: parts[0].method, stepMs: m('stepMs') ?? NaN, poolCallMs: m('poolCallMs') ?? NaN,
-        computeMs: m('computeMs'), noCoreMs: m('noCoreMs'), waitingMs: m('waitingMs'), transferMs: m('transferMs'), reduceAdamMs: m('reduceAdamMs') ?? NaN,
-        otherMs: m('otherMs') ?? NaN,
-      });
+      breakdown.push({ config: config.id, batch, ...parts[Math.floor((parts.length - 1) / 2)] });
     }
   }
 

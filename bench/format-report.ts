@@ -62,7 +62,7 @@ export function formatReport(summary: BenchSummary, configs: readonly ConfigInfo
 
   // Step breakdown.
   if (summary.breakdown.length > 0) {
-    out.push('One tfjs training step, ms (compute + no core + waiting + transfer + reduce/Adam + other = step)');
+    out.push('One tfjs training step, ms: compute + no core + waiting + transfer + reduce/Adam + other = step (the round with the median step)');
     out.push(
       markdownTable(
         ['workers', 'batch', 'step', 'compute', 'no core', 'waiting', 'transfer', 'reduce + Adam', 'other', 'measured by'],
