@@ -11,7 +11,7 @@ import type { Cifar10Dataset } from '../src/data/cifar10-dataset.ts';
 import type { ModelDefinition } from '../src/model/model-definition.ts';
 import { initialParameters, parameterCount } from '../src/model/parameter-vector.ts';
 import { ADAM_DEFAULTS, newAdamState } from '../src/train/adam.ts';
-import type { RunSettings } from '../src/train/run-settings.ts';
+import { type RunSettings, TUTORIAL_RECIPE } from '../src/train/run-settings.ts';
 import { train } from '../src/train/trainer.ts';
 import type { Checkpoint } from '../src/checkpoint/checkpoint.ts';
 import { InvalidOptionError } from '../src/errors/index.ts';
@@ -58,7 +58,7 @@ export async function measureTraining(
   }
   const settings: RunSettings = {
     model: model.name, parameterCount: parameterCount(model), seed: 1, batchSize: batch, shards, lr: 1e-3, ...ADAM_DEFAULTS,
-    epochs: 1, trainCount: images, testCount: dataset.test.count, dataFingerprint: dataset.fingerprint, backend: pool.backend,
+    ...TUTORIAL_RECIPE, epochs: 1, trainCount: images, testCount: dataset.test.count, dataFingerprint: dataset.fingerprint, backend: pool.backend,
   };
   const resumeFrom: Checkpoint = {
     settings,

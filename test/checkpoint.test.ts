@@ -21,6 +21,11 @@ const SETTINGS: RunSettings = {
   beta2: 0.999,
   eps: 1e-8,
   epochs: 10,
+  lrSchedule: 'constant',
+  warmupEpochs: 0,
+  weightDecay: 0,
+  augment: false,
+  labelSmoothing: 0,
   trainCount: 50_000,
   testCount: 10_000,
   dataFingerprint: 'a'.repeat(64),
@@ -190,6 +195,13 @@ test('assertCheckpointMatches lists every differing setting with both values, bu
     instanceOf: CheckpointError,
   });
   t.regex(several!.message, /lr \(--lr\): checkpoint 0\.001, this run 0\.01/);
+
+  // A scheduled learning rate spans the run's epochs: those are then fixed too.
+  const scheduled = { ...checkpoint, settings: { ...SETTINGS, lrSchedule: 'cosine' as const } };
+  const grown = t.throws(() => assertCheckpointMatches(scheduled, { ...SETTINGS, lrSchedule: 'cosine', epochs: 20 }), { instanceOf: CheckpointError });
+  t.regex(grown!.message, /epochs \(--epochs\): checkpoint 10, this run 20/);
+  const augmented = t.throws(() => assertCheckpointMatches(checkpoint, { ...SETTINGS, augment: true }), { instanceOf: CheckpointError });
+  t.regex(augmented!.message, /augment \(--augment\): checkpoint false, this run true/);
   t.regex(several!.message, /backend \(--backend\): checkpoint "wasm", this run "cpu"/);
   t.regex(several!.message, /dataFingerprint/);
   t.notRegex(several!.message, /batchSize/);

@@ -28,7 +28,7 @@ const FORMAT = 'cifar-dp-checkpoint';
 const VERSION = 1;
 
 /** Type of every RunSettings field; typed so a new field in RunSettings fails to compile until listed here. */
-const SETTING_TYPES: { readonly [K in keyof RunSettings]-?: 'string' | 'number' } = {
+const SETTING_TYPES: { readonly [K in keyof RunSettings]-?: 'string' | 'number' | 'boolean' } = {
   model: 'string',
   parameterCount: 'number',
   seed: 'number',
@@ -39,6 +39,11 @@ const SETTING_TYPES: { readonly [K in keyof RunSettings]-?: 'string' | 'number' 
   beta2: 'number',
   eps: 'number',
   epochs: 'number',
+  lrSchedule: 'string',
+  warmupEpochs: 'number',
+  weightDecay: 'number',
+  augment: 'boolean',
+  labelSmoothing: 'number',
   trainCount: 'number',
   testCount: 'number',
   dataFingerprint: 'string',
@@ -58,6 +63,11 @@ const SETTING_FLAGS: { readonly [K in keyof RunSettings]-?: string } = {
   beta2: 'Adam beta2',
   eps: 'Adam eps',
   epochs: '--epochs',
+  lrSchedule: '--lr-schedule',
+  warmupEpochs: '--warmup-epochs',
+  weightDecay: '--weight-decay',
+  augment: '--augment',
+  labelSmoothing: '--label-smoothing',
   trainCount: '--train-limit',
   testCount: '--test-limit',
   dataFingerprint: '--data (the data set files differ)',
@@ -164,11 +174,13 @@ export async function readCheckpoint(outDir: string): Promise<Checkpoint> {
 }
 
 /**
- * Throws a CheckpointError listing every setting (except `epochs`, which may grow on resume) whose value in
- * the checkpoint differs from this run's, with both values.
+ * Throws a CheckpointError listing every setting whose value in the checkpoint differs from this run's, with
+ * both values. `epochs` may grow on resume — unless the learning rate follows a schedule, whose curve spans
+ * the run's epochs.
  */
 export function assertCheckpointMatches(checkpoint: Checkpoint, expected: RunSettings): void {
-  const differences = SETTING_KEYS.filter((k) => k !== 'epochs' && !Object.is(checkpoint.settings[k], expected[k])).map(
+  const epochsMayGrow = checkpoint.settings.lrSchedule === 'constant' && checkpoint.settings.warmupEpochs === 0;
+  const differences = SETTING_KEYS.filter((k) => !(k === 'epochs' && epochsMayGrow) && !Object.is(checkpoint.settings[k], expected[k])).map(
     (k) => `  ${k} (${SETTING_FLAGS[k]}): checkpoint ${show(checkpoint.settings[k])}, this run ${show(expected[k])}`,
   );
   if (differences.length === 0) return;

@@ -13,6 +13,7 @@ import { loadCifar10 } from '../data/cifar10-dataset.ts';
 import { parameterCount } from '../model/parameter-vector.ts';
 import { createWorkerPool } from '../pool/create-worker-pool.ts';
 import { ADAM_DEFAULTS } from '../train/adam.ts';
+import { LR_SCHEDULES } from '../train/lr-schedule.ts';
 import type { RunSettings } from '../train/run-settings.ts';
 import { assertCheckpointMatches, checkpointPath, readCheckpoint } from '../checkpoint/checkpoint.ts';
 import { train } from '../train/trainer.ts';
@@ -26,6 +27,11 @@ export const COORDINATOR_FLAGS: FlagTable<TrainOptions> = {
   epochs: { kind: 'integer', key: 'epochs', help: 'Epochs to train (on --resume: the total to reach)', min: 1 },
   'batch-size': { kind: 'integer', key: 'batchSize', help: 'Images per optimizer step', min: 1 },
   lr: { kind: 'number', key: 'lr', help: 'Adam learning rate', min: 0, exclusiveMin: true },
+  'lr-schedule': { kind: 'string', key: 'lrSchedule', help: 'Learning-rate schedule over the run', choices: LR_SCHEDULES },
+  'warmup-epochs': { kind: 'number', key: 'warmupEpochs', help: 'Linear learning-rate warm-up, in epochs', min: 0 },
+  'weight-decay': { kind: 'number', key: 'weightDecay', help: 'Decoupled weight decay (AdamW); 0 is plain Adam', min: 0 },
+  augment: { kind: 'boolean', key: 'augment', help: 'Random crop (4-pixel padding) and horizontal flip of training images' },
+  'label-smoothing': { kind: 'number', key: 'labelSmoothing', help: 'Label smoothing of the cross-entropy, in [0, 1)', min: 0 },
   seed: { kind: 'integer', key: 'seed', help: 'Seed of the initial weights and the shuffles', min: 0 },
   shards: { kind: 'integer', key: 'shards', help: 'Parts each batch is cut into (part of the run: results depend on it, not on --workers)', min: 1 },
   workers: { kind: 'integer', key: 'workers', help: 'Local worker threads (one per CPU unless told)', min: 1 },
@@ -57,6 +63,10 @@ async function main(): Promise<number> {
     console.log(formatSummary(model));
     return 0;
   }
+  if (options.augment || options.labelSmoothing > 0) {
+    throw new InvalidOptionError('--augment and --label-smoothing are not computed by the workers yet.');
+  }
+  if (options.labelSmoothing >= 1) throw new InvalidOptionError(`--label-smoothing must be below 1; got ${options.labelSmoothing}.`);
   if (options.resume && options.overwrite) throw new InvalidOptionError('--resume and --overwrite contradict each other; pass one.');
 
   // Data: download when absent, validate, and say what we have, as the tutorial does.
@@ -89,6 +99,8 @@ async function main(): Promise<number> {
     const settings: RunSettings = {
       model: model.name, parameterCount: parameterCount(model), seed: options.seed, batchSize: options.batchSize,
       shards: options.shards, lr: options.lr, ...ADAM_DEFAULTS, epochs: options.epochs,
+      lrSchedule: options.lrSchedule, warmupEpochs: options.warmupEpochs, weightDecay: options.weightDecay,
+      augment: options.augment, labelSmoothing: options.labelSmoothing,
       trainCount: dataset.train.count, testCount: dataset.test.count, dataFingerprint: dataset.fingerprint, backend: pool.backend,
     };
     if (resumeFrom) {

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import type { BackendChoice } from '../compute/backend.ts';
+import type { LrScheduleName } from '../train/lr-schedule.ts';
 
 /** Everything `npm run coordinator` can be told. Defaults live in DEFAULT_TRAIN_OPTIONS, nowhere else. */
 export interface TrainOptions {
@@ -13,6 +14,15 @@ export interface TrainOptions {
   batchSize: number;
   /** Adam learning rate (--lr). Betas 0.9/0.999 and eps 1e-8 are PyTorch's defaults. */
   lr: number;
+  /** Learning-rate schedule (--lr-schedule) and its linear warm-up in epochs (--warmup-epochs, may be fractional). */
+  lrSchedule: LrScheduleName;
+  warmupEpochs: number;
+  /** Decoupled weight decay, as AdamW (--weight-decay; 0 = the tutorial's plain Adam). */
+  weightDecay: number;
+  /** Random crop with 4-pixel padding and horizontal flip of training images (--augment). */
+  augment: boolean;
+  /** Label smoothing ε (--label-smoothing). */
+  labelSmoothing: number;
   /** Seed for initial weights and each epoch's shuffle (--seed). */
   seed: number;
   /** How many parts each batch is cut into (--shards). Part of the run's identity: results depend on it, never on --workers. */
@@ -49,6 +59,11 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   epochs: 10,
   batchSize: 10,
   lr: 1e-3,
+  lrSchedule: 'constant',
+  warmupEpochs: 0,
+  weightDecay: 0,
+  augment: false,
+  labelSmoothing: 0,
   seed: 1,
   shards: 2,
   workers: Math.max(1, os.availableParallelism()),

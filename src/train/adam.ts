@@ -4,9 +4,11 @@ export interface AdamOptions {
   readonly beta1: number;
   readonly beta2: number;
   readonly eps: number;
+  /** Decoupled weight decay as torch.optim.AdamW (0: plain Adam, the tutorial's optimizer). */
+  readonly weightDecay?: number;
 }
 
-export const ADAM_DEFAULTS: Omit<AdamOptions, 'lr'> = { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+export const ADAM_DEFAULTS: Pick<AdamOptions, 'beta1' | 'beta2' | 'eps'> = { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
 
 /** Adam's state: first and second moments, one float per parameter, and the number of steps taken. */
 export interface AdamState {
@@ -21,11 +23,12 @@ export function newAdamState(parameterCount: number): AdamState {
 
 /**
  * One Adam step on the flat parameter vector, in place, exactly as torch.optim.Adam (bias-corrected,
- * eps added after the square root of the corrected second moment). Arithmetic is in float64 per element and
+ * eps added after the square root of the corrected second moment), or AdamW when weightDecay > 0. Arithmetic is in float64 per element and
  * stored as float32, so it is the same on every machine. `gradient` is the batch-mean gradient.
  */
 export function adamStep(params: Float32Array, gradient: Float32Array, state: AdamState, options: AdamOptions): void {
   const { lr, beta1, beta2, eps } = options;
+  const decay = 1 - lr * (options.weightDecay ?? 0);
   const { m, v } = state;
   state.step += 1;
   const biasCorrection1 = 1 - beta1 ** state.step;
@@ -37,6 +40,7 @@ export function adamStep(params: Float32Array, gradient: Float32Array, state: Ad
     const vi = beta2 * v[i] + (1 - beta2) * g * g;
     m[i] = mi;
     v[i] = vi;
+    if (decay !== 1) params[i] *= decay;
     params[i] -= (stepSize * m[i]) / (Math.sqrt(v[i]) / sqrtBiasCorrection2 + eps);
   }
 }

@@ -15,6 +15,7 @@ import { type Checkpoint, type RunProgress, writeCheckpoint } from '../checkpoin
 import { saveLayersModel } from '../model/layers-model-files.ts';
 import { appendMetrics, type EpochMetrics, formatEpochLine } from './metrics-log.ts';
 import { ProgressBar } from './progress-bar.ts';
+import { learningRate, type LrScheduleOptions } from './lr-schedule.ts';
 import { evaluateTestSet } from '../eval/test-evaluation.ts';
 
 export interface TrainerInput {
@@ -56,6 +57,10 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
     ? { ...input.resumeFrom.progress }
     : { epochsDone: 0, stepInEpoch: 0, globalStep: 0, epochLossSum: 0, epochCorrect: 0, epochSeen: 0, elapsedSeconds: 0 };
   const gradient = new Float32Array(weights.length);
+  const schedule: LrScheduleOptions = {
+    schedule: settings.lrSchedule, lr: settings.lr, totalSteps: steps * settings.epochs,
+    warmupSteps: Math.round(settings.warmupEpochs * steps),
+  };
   const bar = new ProgressBar();
   const epochs: EpochMetrics[] = [];
   const checkpoint = () => writeCheckpoint(outDir, { settings, progress, weights, adam });
@@ -87,7 +92,8 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
         for (let i = 0; i < gradient.length; i++) gradient[i] /= batch.length;
 
         // 4. Adam on the flat parameter vector, then publish the new weights as the next version.
-        adamStep(weights, gradient, adam, { lr: settings.lr, beta1: settings.beta1, beta2: settings.beta2, eps: settings.eps });
+        const lr = learningRate(progress.globalStep, schedule);
+        adamStep(weights, gradient, adam, { lr, beta1: settings.beta1, beta2: settings.beta2, eps: settings.eps, weightDecay: settings.weightDecay });
         progress.globalStep += 1;
         progress.stepInEpoch = step + 1;
         progress.epochSeen += batch.length;

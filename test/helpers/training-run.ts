@@ -8,7 +8,7 @@ import { tutorialCnn } from '../../src/model/tutorial-cnn.ts';
 import { parameterCount } from '../../src/model/parameter-vector.ts';
 import { ThreadPool } from '../../src/pool/thread-pool.ts';
 import { ADAM_DEFAULTS } from '../../src/train/adam.ts';
-import type { RunSettings } from '../../src/train/run-settings.ts';
+import { type RunSettings, TUTORIAL_RECIPE } from '../../src/train/run-settings.ts';
 import { train, type TrainerOutcome } from '../../src/train/trainer.ts';
 import type { Checkpoint } from '../../src/checkpoint/checkpoint.ts';
 import type { WorkerPool } from '../../src/pool/worker-pool.ts';
@@ -20,7 +20,7 @@ export function sha256(bytes: Float32Array): string {
 export function settingsFor(dataset: Cifar10Dataset, overrides: Partial<RunSettings> = {}): RunSettings {
   return {
     model: 'tutorial', parameterCount: parameterCount(tutorialCnn), seed: 5, batchSize: 10, shards: 3, lr: 1e-3,
-    ...ADAM_DEFAULTS, epochs: 2, trainCount: dataset.train.count, testCount: dataset.test.count,
+    ...ADAM_DEFAULTS, ...TUTORIAL_RECIPE, epochs: 2, trainCount: dataset.train.count, testCount: dataset.test.count,
     dataFingerprint: dataset.fingerprint, backend: 'wasm', ...overrides,
   };
 }
