@@ -31,16 +31,20 @@ export function adamStep(params: Float32Array, gradient: Float32Array, state: Ad
   const decay = 1 - lr * (options.weightDecay ?? 0);
   const { m, v } = state;
   state.step += 1;
-  const biasCorrection1 = 1 - beta1 ** state.step;
+  const stepSize = lr / (1 - beta1 ** state.step);
   const sqrtBiasCorrection2 = Math.sqrt(1 - beta2 ** state.step);
-  const stepSize = lr / biasCorrection1;
-  for (let i = 0; i < params.length; i++) {
+  const oneMinusBeta1 = 1 - beta1;
+  const oneMinusBeta2 = 1 - beta2;
+  const n = params.length;
+  if (decay !== 1) for (let i = 0; i < n; i++) params[i] *= decay;
+  // One tight pass; m and v are rounded to float32 exactly as storing them does (Math.fround), so the
+  // values used are the stored ones.
+  for (let i = 0; i < n; i++) {
     const g = gradient[i];
-    const mi = beta1 * m[i] + (1 - beta1) * g;
-    const vi = beta2 * v[i] + (1 - beta2) * g * g;
+    const mi = Math.fround(beta1 * m[i] + oneMinusBeta1 * g);
+    const vi = Math.fround(beta2 * v[i] + oneMinusBeta2 * g * g);
     m[i] = mi;
     v[i] = vi;
-    if (decay !== 1) params[i] *= decay;
-    params[i] -= (stepSize * m[i]) / (Math.sqrt(v[i]) / sqrtBiasCorrection2 + eps);
+    params[i] -= (stepSize * mi) / (Math.sqrt(vi) / sqrtBiasCorrection2 + eps);
   }
 }
