@@ -21,6 +21,7 @@ function getComputer(): Promise<ShardComputer> {
   if (!computer) {
     computer = ShardComputer.create(modelByName(data.model), { train: data.train, test: data.test }, data.backend, {
       allowNative: data.allowNative,
+      recipe: data.recipe,
     });
   }
   return computer;
@@ -43,7 +44,7 @@ export default async function run(task: ThreadTask): Promise<HelloReply | Float3
       return { backend: c.backend, threadId };
     case 'gradient': {
       useWeights(c, task.weightsVersion);
-      return move(c.gradient(task.indices)) as unknown as Float32Array;
+      return move(c.gradient(task.indices, task.step)) as unknown as Float32Array;
     }
     case 'evaluate': {
       useWeights(c, task.weightsVersion);

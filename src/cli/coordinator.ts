@@ -63,9 +63,6 @@ async function main(): Promise<number> {
     console.log(formatSummary(model));
     return 0;
   }
-  if (options.augment || options.labelSmoothing > 0) {
-    throw new InvalidOptionError('--augment and --label-smoothing are not computed by the workers yet.');
-  }
   if (options.labelSmoothing >= 1) throw new InvalidOptionError(`--label-smoothing must be below 1; got ${options.labelSmoothing}.`);
   if (options.resume && options.overwrite) throw new InvalidOptionError('--resume and --overwrite contradict each other; pass one.');
 
@@ -94,6 +91,7 @@ async function main(): Promise<number> {
     options, model, parameterCount: parameterCount(model), dataset, log,
     // A resumed run keeps its backend, whatever --backend says now.
     backend: resumeFrom ? resumeFrom.settings.backend : options.backend,
+    recipe: { seed: options.seed, augment: options.augment, labelSmoothing: options.labelSmoothing },
   });
   try {
     const settings: RunSettings = {

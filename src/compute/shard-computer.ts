@@ -8,6 +8,8 @@ import { shardResultLength } from '../pool/shard-result.ts';
 import { BackendError, DatasetError } from '../errors/index.ts';
 import { initBackend, type BackendChoice, type BackendName } from './backend.ts';
 import { FusedTutorialCnn, hasFusedImplementation } from './fused/fused-tutorial-cnn.ts';
+import { PLAIN_RECIPE, type TrainingRecipe } from './training-recipe.ts';
+import { augmentShard } from '../data/augmentation.ts';
 
 /** Largest number of test images pushed through the network at once by evaluate(). */
 export const EVAL_CHUNK = 500;
@@ -40,12 +42,16 @@ export class ShardComputer {
   private weights: tf.Tensor[] | null = null;
   /** Backend 'fused': the model's own WebAssembly module replaces tfjs entirely. */
   private readonly fused: FusedTutorialCnn | null;
+  /** Augmentation and label smoothing of the run (none by default: the tutorial's recipe). */
+  private readonly recipe: TrainingRecipe;
+  private augmented: { images: Uint8Array; labels: Uint8Array } | undefined;
+  private shardOrder = new Int32Array(0);
   /** Reused input buffers, grown to the largest batch seen. */
   private pixels = new Float32Array(0);
   private oneHot = new Float32Array(0);
   private disposed = false;
 
-  private constructor(backend: BackendName, model: ModelDefinition, train: ImageSet, test: ImageSet) {
+  private constructor(backend: BackendName, model: ModelDefinition, train: ImageSet, test: ImageSet, recipe: TrainingRecipe) {
     this.backend = backend;
     this.model = model;
     this.train = train;
@@ -55,14 +61,20 @@ export class ShardComputer {
     this.pixelsPerImage = model.inputShape[0] * model.inputShape[1] * model.inputShape[2];
     this.classes = model.classes;
     this.fused = backend === 'fused' ? FusedTutorialCnn.create() : null;
+    this.recipe = recipe;
+    this.fused?.setLabelSmoothing(recipe.labelSmoothing);
   }
 
   static async create(
     model: ModelDefinition,
     sets: { train: ImageSet; test: ImageSet },
     backend: BackendChoice,
-    opts: { allowNative?: boolean } = {},
+    opts: { allowNative?: boolean; recipe?: TrainingRecipe } = {},
   ): Promise<ShardComputer> {
+    const recipe = opts.recipe ?? PLAIN_RECIPE;
+    if (!(recipe.labelSmoothing >= 0 && recipe.labelSmoothing < 1)) {
+      throw new RangeError(`Label smoothing must be in [0, 1), got ${recipe.labelSmoothing}.`);
+    }
     const pixels = model.inputShape[0] * model.inputShape[1] * model.inputShape[2];
     if (pixels !== IMAGE_BYTES) {
       throw new DatasetError(
@@ -74,8 +86,8 @@ export class ShardComputer {
     if (backend === 'fused' && !fused) {
       throw new BackendError(`Backend 'fused' has no implementation of model '${model.name}'. Use --backend wasm.`);
     }
-    const name = await initBackend(backend, { ...opts, fused });
-    return new ShardComputer(name, model, sets.train, sets.test);
+    const name = await initBackend(backend, { allowNative: opts.allowNative, fused });
+    return new ShardComputer(name, model, sets.train, sets.test, recipe);
   }
 
   /** Replaces the weights with a copy of `weights` (flat, in parameterSlices order). */
@@ -107,18 +119,20 @@ export class ShardComputer {
   /**
    * Gradient of Σ cross-entropy over the training images `indices` (in flat parameter order), then the loss
    * sum and the number of correct predictions: a fresh Float32Array(parameterCount + 2), safe to transfer.
+   * `step` seeds the augmentation (when the recipe has it), so the same shard gives the same images anywhere.
    */
-  gradient(indices: Int32Array): Float32Array {
+  gradient(indices: Int32Array, step = 0): Float32Array {
+    const { set, order } = this.shardImages(indices, step);
     if (this.fused) {
       this.checkUsable();
-      return this.fused.gradient(this.train.images, this.train.labels, this.train.count, indices);
+      return this.fused.gradient(set.images, set.labels, set.count, order);
     }
     const weights = this.requireWeights();
-    const n = indices.length;
+    const n = order.length;
     if (n === 0) throw new RangeError('gradient() needs at least one image index.');
-    const labels = this.train.labels;
-    const oneHot = this.fillOneHot(indices, this.train);
-    const x = this.fillPixels(this.train, indices);
+    const labels = set.labels;
+    const oneHot = this.fillOneHot(order, set, this.recipe.labelSmoothing);
+    const x = this.fillPixels(set, order);
     const P = this.parameterCount;
     const out = new Float32Array(shardResultLength(P));
     let correct = 0;
@@ -128,7 +142,7 @@ export class ShardComputer {
       const ys = tf.tensor2d(oneHot, [n, this.classes]);
       const { value, grads } = tf.valueAndGrads((...params: tf.Tensor[]) => {
         const logits = this.model.logits(params, xs);
-        correct = countCorrect(logits.dataSync() as Float32Array, indices, labels, this.classes);
+        correct = countCorrect(logits.dataSync() as Float32Array, order, labels, this.classes);
         return crossEntropySum(logits, ys);
       })(weights);
       for (let i = 0; i < grads.length; i++) this.readInto(grads[i], out, this.slices[i].offset);
@@ -218,20 +232,45 @@ export class ShardComputer {
     return px.subarray(0, need);
   }
 
-  /** One-hot labels in a reused buffer; also checks every index against the set. */
-  private fillOneHot(indices: Int32Array, set: ImageSet): Float32Array {
+  /**
+   * The shard's images: the training set itself, or — when the recipe augments — a small set of the shard's
+   * augmented copies (image k = augmented indices[k]), with the order to read them in.
+   */
+  private shardImages(indices: Int32Array, step: number): { set: ImageSet; order: Int32Array } {
+    if (!this.recipe.augment) return { set: this.train, order: indices };
+    const { count } = this.train;
+    for (let i = 0; i < indices.length; i++) {
+      const j = indices[i];
+      if (!Number.isInteger(j) || j < 0 || j >= count) {
+        throw new RangeError(`Image index ${j} (position ${i}) is outside the ${count} images of the set.`);
+      }
+    }
+    this.augmented = augmentShard(this.recipe.seed, step, this.train.images, this.train.labels, indices, this.augmented);
+    if (this.shardOrder.length < indices.length) this.shardOrder = Int32Array.from({ length: indices.length }, (_, k) => k);
+    return {
+      set: { count: indices.length, images: this.augmented.images, labels: this.augmented.labels },
+      order: this.shardOrder.subarray(0, indices.length),
+    };
+  }
+
+  /**
+   * Targets in a reused buffer — one-hot, or (1 − ε)·one-hot + ε/classes with label smoothing ε; also checks
+   * every index against the set.
+   */
+  private fillOneHot(indices: Int32Array, set: ImageSet, smoothing = 0): Float32Array {
     const c = this.classes;
     const need = indices.length * c;
     if (this.oneHot.length < need) this.oneHot = new Float32Array(need);
     const oh = this.oneHot.subarray(0, need);
-    oh.fill(0);
+    const off = smoothing / c;
+    oh.fill(off);
     const { count, labels } = set;
     for (let i = 0; i < indices.length; i++) {
       const j = indices[i];
       if (!Number.isInteger(j) || j < 0 || j >= count) {
         throw new RangeError(`Image index ${j} (position ${i}) is outside the ${count} images of the set.`);
       }
-      oh[i * c + labels[j]] = 1;
+      oh[i * c + labels[j]] = 1 - smoothing + off;
     }
     return oh;
   }

@@ -2,6 +2,8 @@ import type { BackendChoice } from '../compute/backend.ts';
 import type { Cifar10Dataset } from '../data/cifar10-dataset.ts';
 import type { ModelDefinition } from '../model/model-definition.ts';
 import type { WorkerPool } from './worker-pool.ts';
+import type { TrainingRecipe } from '../compute/training-recipe.ts';
+import { InvalidOptionError } from '../errors/index.ts';
 import { ThreadPool } from './thread-pool.ts';
 
 export interface CreateWorkerPoolInput {
@@ -10,12 +12,17 @@ export interface CreateWorkerPoolInput {
   readonly parameterCount: number;
   readonly dataset: Cifar10Dataset;
   readonly backend: BackendChoice;
+  /** Augmentation and label smoothing the workers apply (default: none). */
+  readonly recipe?: TrainingRecipe;
   readonly log: (line: string) => void;
 }
 
 /** Local threads, or remote workers when a Redis URL is given: the only place that chooses. */
 export async function createWorkerPool(input: CreateWorkerPoolInput): Promise<WorkerPool> {
   if (input.options.redis) {
+    if (input.recipe && (input.recipe.augment || input.recipe.labelSmoothing > 0)) {
+      throw new InvalidOptionError('--augment and --label-smoothing run on local worker threads only for now (not with --redis).');
+    }
     const { RedisPool } = await import('./redis-pool.ts');
     return RedisPool.create({
       url: input.options.redis, model: input.model.name, parameterCount: input.parameterCount, dataset: input.dataset,
@@ -24,6 +31,6 @@ export async function createWorkerPool(input: CreateWorkerPoolInput): Promise<Wo
   }
   return ThreadPool.create({
     model: input.model.name, parameterCount: input.parameterCount, dataset: input.dataset,
-    threads: input.options.workers, backend: input.backend, log: input.log,
+    threads: input.options.workers, backend: input.backend, recipe: input.recipe, log: input.log,
   });
 }

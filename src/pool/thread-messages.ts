@@ -1,5 +1,6 @@
 import type { BackendChoice, BackendName } from '../compute/backend.ts';
 import type { ImageSet } from '../data/cifar10-dataset.ts';
+import type { TrainingRecipe } from '../compute/training-recipe.ts';
 
 /**
  * The vocabulary shared by the two sides of the thread boundary: ThreadPool (./thread-pool.ts, coordinator
@@ -10,6 +11,8 @@ export interface ThreadWorkerData {
   readonly backend: BackendChoice;
   /** Whether this thread may load @tensorflow/tfjs-node (only ever one thread per process). */
   readonly allowNative: boolean;
+  /** Augmentation and label smoothing of the run. */
+  readonly recipe: TrainingRecipe;
   /** parameterCount float32s: the current weights, written by the coordinator between steps. */
   readonly weights: SharedArrayBuffer;
   /** One int32: the version of the weights in `weights`, stored with Atomics after they are written. */
@@ -20,7 +23,7 @@ export interface ThreadWorkerData {
 
 export type ThreadTask =
   | { readonly kind: 'hello' }
-  | { readonly kind: 'gradient'; readonly weightsVersion: number; readonly indices: Int32Array }
+  | { readonly kind: 'gradient'; readonly step: number; readonly weightsVersion: number; readonly indices: Int32Array }
   | { readonly kind: 'evaluate'; readonly weightsVersion: number; readonly start: number; readonly end: number };
 
 export interface HelloReply {

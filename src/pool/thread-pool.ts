@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { BackendChoice, BackendName } from '../compute/backend.ts';
 import type { Cifar10Dataset } from '../data/cifar10-dataset.ts';
+import { PLAIN_RECIPE, type TrainingRecipe } from '../compute/training-recipe.ts';
 import { BackendError, ShardResultError } from '../errors/index.ts';
 import type { EvalResult, EvalTask, ShardTask, WorkerPool } from './worker-pool.ts';
 import type { HelloReply, ThreadTask, ThreadWorkerData } from './thread-messages.ts';
@@ -16,6 +17,8 @@ export interface ThreadPoolOptions {
   /** Threads wanted; a native (tfjs-node) backend always gets exactly one, since it threads itself. */
   readonly threads: number;
   readonly backend: BackendChoice;
+  /** Augmentation and label smoothing (default: none, the tutorial's recipe). */
+  readonly recipe?: TrainingRecipe;
   /** How often a shard whose result fails validation is recomputed before the step gives up. */
   readonly maxAttempts?: number;
   /** Where log lines go (rejected results). */
@@ -45,7 +48,7 @@ export class ThreadPool implements WorkerPool {
     new Int32Array(version)[0] = -1;
     const start = (threads: number, backend: BackendChoice, allowNative: boolean) => {
       const workerData: ThreadWorkerData = {
-        model: options.model, backend, allowNative, weights, weightsVersion: version,
+        model: options.model, backend, allowNative, recipe: options.recipe ?? PLAIN_RECIPE, weights, weightsVersion: version,
         train: options.dataset.train, test: options.dataset.test,
       };
       return new Piscina({ filename: WORKER_FILE, minThreads: threads, maxThreads: threads, idleTimeout: 2 ** 31 - 1, workerData });
@@ -95,7 +98,7 @@ export class ThreadPool implements WorkerPool {
   private async computeShard(task: ShardTask): Promise<Float32Array> {
     const attempts = this.options.maxAttempts ?? 3;
     for (let attempt = 1; ; attempt++) {
-      const message: ThreadTask = { kind: 'gradient', weightsVersion: task.weightsVersion, indices: task.indices };
+      const message: ThreadTask = { kind: 'gradient', step: task.step, weightsVersion: task.weightsVersion, indices: task.indices };
       const result: unknown = await this.piscina.run(message);
       try {
         return validateShardResult(result, this.options.parameterCount, task.indices.length, `a local worker thread (step ${task.step}, shard ${task.shard})`);

@@ -38,6 +38,7 @@ export async function recordRun(
 ): Promise<RecordedRun> {
   const pool = opts.pool ?? (await ThreadPool.create({
     model: 'tutorial', parameterCount: settings.parameterCount, dataset, threads: opts.threads ?? 1, backend: settings.backend,
+    recipe: { seed: settings.seed, augment: settings.augment, labelSmoothing: settings.labelSmoothing },
   }));
   const outDir = opts.outDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'run-')));
   const stepHashes: string[] = [];

@@ -36,6 +36,7 @@ interface Exports {
   finishGradient(): void;
   trainChunk(n: number): void;
   evalChunk(n: number): number;
+  setLabelSmoothing(epsilon: number): void;
 }
 
 export const FUSED_WASM_URL = new URL('./tutorial-cnn.wasm', import.meta.url);
@@ -87,6 +88,12 @@ export class FusedTutorialCnn {
   static create(): FusedTutorialCnn {
     const instance = new WA.Instance(module(), {});
     return new FusedTutorialCnn(instance.exports as unknown as Exports);
+  }
+
+  /** Label smoothing ε of the training loss and its gradient (evaluation always uses plain cross-entropy). */
+  setLabelSmoothing(epsilon: number): void {
+    if (!(epsilon >= 0 && epsilon < 1)) throw new RangeError(`Label smoothing must be in [0, 1), got ${epsilon}.`);
+    this.x.setLabelSmoothing(epsilon);
   }
 
   /** Copies the flat weights (tfjs parameter order) in. */

@@ -415,20 +415,42 @@ function forward(): i32 {
   return n2;
 }
 
-/** Cross-entropy of LOGIT against `label` (computed in f64); also DLOG = softmax − one-hot when wanted. */
+/** Label smoothing ε of the training loss (0: plain one-hot targets). Set by setLabelSmoothing. */
+let smoothing: f64 = 0;
+
+export function setLabelSmoothing(epsilon: f64): void {
+  smoothing = epsilon;
+}
+
+/**
+ * Cross-entropy of LOGIT against `label` (computed in f64); also DLOG = softmax − target when wanted. With
+ * label smoothing (training only) the target is (1 − ε)·one-hot + ε/10.
+ */
 function crossEntropy(label: i32, withGrad: bool): f64 {
   let m: f64 = <f64>f(LOGIT, 0);
   for (let c: usize = 1; c < 10; c++) m = Math.max(m, <f64>f(LOGIT, c));
   let s: f64 = 0;
   for (let c: usize = 0; c < 10; c++) s += Math.exp(<f64>f(LOGIT, c) - m);
   const lse = m + Math.log(s);
-  if (withGrad) {
-    for (let c: usize = 0; c < 10; c++) {
-      const p = Math.exp(<f64>f(LOGIT, c) - lse);
-      setf(DLOG, c, <f32>(c == <usize>label ? p - 1 : p));
+  if (!withGrad || smoothing == 0) {
+    if (withGrad) {
+      for (let c: usize = 0; c < 10; c++) {
+        const p = Math.exp(<f64>f(LOGIT, c) - lse);
+        setf(DLOG, c, <f32>(c == <usize>label ? p - 1 : p));
+      }
     }
+    return lse - <f64>f(LOGIT, <usize>label);
   }
-  return lse - <f64>f(LOGIT, <usize>label);
+  const off = smoothing / 10;
+  const on = 1 - smoothing + off;
+  let loss: f64 = 0;
+  for (let c: usize = 0; c < 10; c++) {
+    const target = c == <usize>label ? on : off;
+    const z = <f64>f(LOGIT, c);
+    setf(DLOG, c, <f32>(Math.exp(z - lse) - target));
+    loss += target * (lse - z);
+  }
+  return loss;
 }
 
 /** Index of the largest logit (the first on ties, as tf.argMax). */
