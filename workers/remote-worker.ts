@@ -235,7 +235,7 @@ export class RemoteWorker {
     try {
       pool = await ThreadPool.create({
         model: a.model, parameterCount: a.parameterCount, dataset: this.options.dataset, threads: this.options.concurrency,
-        backend: a.backend, log: this.options.log,
+        backend: a.backend, recipe: a.recipe, log: this.options.log,
       });
     } catch (error) {
       return this.refuse(keys, `backend '${a.backend}' does not start here: ${(error as Error).message}`);
@@ -274,7 +274,8 @@ export class RemoteWorker {
     void bull.run().catch((error: unknown) => this.options.log(`Worker ${this.id}: BullMQ worker of run ${keys.runId} stopped: ${(error as Error).message}`));
     this.options.log(
       `Worker ${this.id}: serving run ${keys.runId} (model ${a.model}, backend ${pool.backend}, ${pool.threads} thread${pool.threads === 1 ? '' : 's'}, ` +
-        `${a.trainCount} training images${a.signed ? ', signed results' : ''}).`,
+        `${a.trainCount} training images${a.recipe.augment ? ', augmented' : ''}${a.recipe.labelSmoothing > 0 ? `, label smoothing ${a.recipe.labelSmoothing}` : ''}` +
+        `${a.signed ? ', signed results' : ''}).`,
     );
   }
 

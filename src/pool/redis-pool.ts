@@ -20,11 +20,12 @@ import { createRequire } from 'node:module';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BackendChoice, BackendName } from '../compute/backend.ts';
+import { PLAIN_RECIPE, type TrainingRecipe } from '../compute/training-recipe.ts';
 import type { Cifar10Dataset } from '../data/cifar10-dataset.ts';
 import { RedisConnectionError, ShardResultError, WorkerTimeoutError } from '../errors/index.ts';
 import type { EvalResult, EvalTask, ShardTask, WorkerPool } from './worker-pool.ts';
 import { shardResultLength, validateShardResult } from './shard-result.ts';
-import { checkRedis, openClient, parseRedisUrl, reconnectingOptions, redisConnectionError, type RedisTarget, withDeadline } from '../redis/connection.ts';
+import { checkRedis, openClient, parseRedisUrl, redisConnectionError, type RedisTarget, withDeadline } from '../redis/connection.ts';
 import { type JobName, QUEUE_NAME, RunKeys, type TaskKind, jobId, newRunId, parseJobId, resolveNamespace } from '../redis/keys.ts';
 import { PROTOCOL_VERSION, type RunAnnouncement, announceRun, renewAnnouncement } from '../redis/run-announcement.ts';
 import { deleteRunKeys, sweepAbandonedRuns } from '../redis/run-cleanup.ts';
@@ -41,6 +42,8 @@ export interface RedisPoolOptions {
   readonly model: string;
   readonly parameterCount: number;
   readonly dataset: Pick<Cifar10Dataset, 'fingerprint' | 'train' | 'test'> & { readonly classNames?: readonly string[] };
+  /** Augmentation and label smoothing the workers apply (default: none). */
+  readonly recipe?: TrainingRecipe;
   /** 'auto' becomes 'node' when @tensorflow/tfjs-node is installed here, else 'wasm'; every worker must match it. */
   readonly backend: BackendChoice;
   /** Give up (WorkerTimeoutError) when a step's shards are not all back after this long. */
@@ -58,7 +61,7 @@ export interface RedisPoolOptions {
   readonly secret?: string;
   /** TTL of the run announcement; the coordinator renews it every fifth of it. Default 15 s. */
   readonly announceTtlSeconds?: number;
-  /** How long to wait for a lost Redis connection to come back before stopping the run. Default 60 s. */
+  /** How long to wait for a lost Redis connection to come back before stopping the run (default $TRAINER_REDIS_OUTAGE_SECONDS, else 60 s). */
   readonly redisOutageSeconds?: number;
   /** How often to say on whom a step waits. Default: a quarter of shardTimeoutSeconds, between 1 and 10 s. */
   readonly waitLogSeconds?: number;
@@ -122,6 +125,7 @@ export class RedisPool implements WorkerPool {
     private readonly target: RedisTarget,
     private readonly redis: Redis,
     private readonly events: Redis,
+    private readonly queueClient: Redis,
     private readonly queue: Queue,
     readonly keys: RunKeys,
     private readonly announcement: RunAnnouncement,
@@ -156,12 +160,14 @@ export class RedisPool implements WorkerPool {
 
     const redis = openClient(target, 'cifar-dp:coordinator');
     const events = openClient(target, 'cifar-dp:coordinator-events');
+    // BullMQ gets a client of ours, so that closing never waits on a connection BullMQ keeps retrying.
+    const queueClient = openClient(target, 'cifar-dp:coordinator-queue');
     let queue: Queue | undefined;
     try {
       await withDeadline(redis.ping(), 10_000, () => redisConnectionError(target, new Error('no answer to PING within 10 s')));
       await sweepAbandonedRuns(redis, namespace, { except: keys.runId, owner: options.owner !== undefined ? owner : undefined, log: options.log });
       queue = new Queue(QUEUE_NAME, {
-        connection: reconnectingOptions(target, 'cifar-dp:coordinator-queue'),
+        connection: queueClient,
         prefix: keys.prefix,
         streams: { events: { maxLen: 2000 } },
         defaultJobOptions: { attempts: 1, removeOnComplete: true, removeOnFail: true },
@@ -171,11 +177,12 @@ export class RedisPool implements WorkerPool {
       const announcement: RunAnnouncement = {
         protocol: PROTOCOL_VERSION, runId: keys.runId, state: 'running', model: options.model, parameterCount: options.parameterCount,
         classes: options.dataset.classNames?.length ?? 10, backend, dataFingerprint: options.dataset.fingerprint,
-        trainCount: options.dataset.train.count, testCount: options.dataset.test.count, signed: secret !== undefined,
+        trainCount: options.dataset.train.count, testCount: options.dataset.test.count, recipe: options.recipe ?? PLAIN_RECIPE,
+        signed: secret !== undefined,
         ...(secret ? { secretCheck: secretCheck(secret, keys.runId) } : {}), owner, host, pid: process.pid, startedAt: new Date().toISOString(),
       };
       await announceRun(redis, keys, announcement, ttlMs);
-      const pool = new RedisPool(options, target, redis, events, queue, keys, announcement, new WeightsStore(redis, keys, secret), secret, backend);
+      const pool = new RedisPool(options, target, redis, events, queueClient, queue, keys, announcement, new WeightsStore(redis, keys, secret), secret, backend);
       pool.heartbeat = setInterval(() => void pool.beat(), Math.max(200, ttlMs / 5));
       pool.heartbeat.unref();
       options.log(
@@ -187,6 +194,7 @@ export class RedisPool implements WorkerPool {
       await queue?.close().catch(() => undefined);
       redis.disconnect();
       events.disconnect();
+      queueClient.disconnect();
       if (error instanceof Error && error.name === 'RedisConnectionError') throw error;
       throw redisConnectionError(target, error);
     }
@@ -263,6 +271,7 @@ export class RedisPool implements WorkerPool {
     const rejected = [...this.rejected].map(([reason, n]) => `${n} ${reason}`);
     if (rejected.length > 0) this.options.log(`Results not used during this run: ${rejected.join(', ')}.`);
     try {
+      if (this.disconnectedSince !== undefined) throw new Error('not connected');
       await withDeadline(this.removeRun(), 15_000, () => new Error('Redis did not answer within 15 s'));
     } catch (error) {
       this.options.log(
@@ -270,9 +279,11 @@ export class RedisPool implements WorkerPool {
           'the next coordinator or worker of this namespace removes them once the run announcement has expired.',
       );
     } finally {
-      await this.queue.close().catch(() => undefined);
+      const quick = <T>(p: Promise<T>) => withDeadline(p, 2000, () => new Error('timed out')).then(() => true, () => false);
+      if (this.disconnectedSince === undefined) await quick(this.queue.close());
+      this.queueClient.disconnect();
       this.events.disconnect();
-      await this.redis.quit().catch(() => this.redis.disconnect());
+      if (this.disconnectedSince !== undefined || !(await quick(this.redis.quit()))) this.redis.disconnect();
     }
   }
 
@@ -333,11 +344,11 @@ export class RedisPool implements WorkerPool {
 
   /** Adds the tasks' current attempts as jobs; a failure leaves them unsubmitted for the next tick. */
   private async submit(tasks: RoundTask<unknown>[]): Promise<void> {
-    if (tasks.length === 0) return;
+    if (tasks.length === 0 || this.disconnectedSince !== undefined) return;
     try {
       await withDeadline(
         this.queue.addBulk(tasks.map((t) => ({ name: t.data.kind, data: t.data, opts: { jobId: t.jobId } }))),
-        5000,
+        2000,
         () => new Error('timed out'),
       );
       for (const t of tasks) t.submitted = true;
@@ -542,9 +553,15 @@ export class RedisPool implements WorkerPool {
 
   // ---- connection, heartbeat, recovery ----
 
+  /** How long a lost connection is ridden out: the option, else $TRAINER_REDIS_OUTAGE_SECONDS, else 60 s. */
+  private outageLimitSeconds(): number {
+    const fromEnv = Number(process.env.TRAINER_REDIS_OUTAGE_SECONDS);
+    return this.options.redisOutageSeconds ?? (Number.isFinite(fromEnv) && fromEnv > 0 ? fromEnv : DEFAULT_OUTAGE_S);
+  }
+
   /** Throws RedisConnectionError once Redis has been unreachable for longer than the outage limit. */
   private checkConnection(now: number): void {
-    const limitMs = (this.options.redisOutageSeconds ?? DEFAULT_OUTAGE_S) * 1000;
+    const limitMs = this.outageLimitSeconds() * 1000;
     if (this.disconnectedSince !== undefined && now - this.disconnectedSince > limitMs) {
       throw new RedisConnectionError(
         `Lost the connection to Redis at ${this.target.display} ${Math.round((now - this.disconnectedSince) / 1000)} s ago` +
@@ -554,18 +571,32 @@ export class RedisPool implements WorkerPool {
     }
   }
 
-  /** Runs a Redis operation, riding out a disconnection up to the outage limit. */
+  /**
+   * Runs a Redis operation, riding out a disconnection up to the outage limit: it fails (RedisConnectionError)
+   * as soon as Redis has been away that long, or when the operation itself fails.
+   */
   private async whileConnected<T>(operation: () => Promise<T>, what: string): Promise<T> {
-    const limitMs = (this.options.redisOutageSeconds ?? DEFAULT_OUTAGE_S) * 1000;
+    let watch: NodeJS.Timeout | undefined;
+    const outage = new Promise<never>((_, reject) => {
+      watch = setInterval(() => {
+        try {
+          this.checkConnection(Date.now());
+        } catch (error) {
+          reject(error);
+        }
+      }, 250);
+    });
     try {
-      return await withDeadline(operation(), limitMs + 5000, () => new Error(`no answer while ${what}`));
+      return await Promise.race([operation(), outage]);
     } catch (error) {
-      this.checkConnection(Date.now() + limitMs + 1);
+      if (error instanceof RedisConnectionError) throw error;
       throw new RedisConnectionError(
         `Redis at ${this.target.display} failed while ${what} (${(error as Error).message}). The checkpoint in the output folder holds ` +
           'the last completed step; once Redis works again, run the coordinator again with --resume.',
         { cause: error },
       );
+    } finally {
+      clearInterval(watch);
     }
   }
 

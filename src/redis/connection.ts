@@ -141,6 +141,7 @@ export function withDeadline<T>(promise: Promise<T>, ms: number, makeError: () =
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(makeError()), ms);
+    timer.unref(); // a deadline never keeps the process alive by itself
   });
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }

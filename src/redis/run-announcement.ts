@@ -7,6 +7,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { BackendName } from '../compute/backend.ts';
+import type { TrainingRecipe } from '../compute/training-recipe.ts';
 import { RunKeys, runsKey } from './keys.ts';
 
 /** Bumped whenever jobs, results or weights change shape: workers refuse runs of another protocol. */
@@ -25,6 +26,8 @@ export interface RunAnnouncement {
   readonly dataFingerprint: string;
   readonly trainCount: number;
   readonly testCount: number;
+  /** Augmentation seed and switches, label smoothing: part of what a shard's gradient is. */
+  readonly recipe: TrainingRecipe;
   /** Whether results must carry a TRAINER_SECRET signature; then secretCheck tells a worker its secret is right. */
   readonly signed: boolean;
   readonly secretCheck?: string;
@@ -56,6 +59,8 @@ export function parseAnnouncement(text: string | null): RunAnnouncement | undefi
   if (a.state !== 'running' && a.state !== 'closing') return undefined;
   if (typeof a.signed !== 'boolean') return undefined;
   if (a.secretCheck !== undefined && typeof a.secretCheck !== 'string') return undefined;
+  const r = a.recipe as Record<string, unknown> | null | undefined;
+  if (!r || typeof r !== 'object' || !Number.isSafeInteger(r.seed) || typeof r.augment !== 'boolean' || typeof r.labelSmoothing !== 'number') return undefined;
   return value as RunAnnouncement;
 }
 

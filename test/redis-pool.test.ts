@@ -1,0 +1,63 @@
+// RedisPool on its own, in this process, with one `npm run worker` process: gradients (with the run's
+// augmentation and label smoothing) and evaluations are bit-for-bit those of a local ThreadPool, and the pool's
+// traffic is binary and about one weights copy per step plus one result per shard.
+import test from 'ava';
+import { writeCifar10Fixture } from './fixtures/cifar10-fixture.ts';
+import { REDIS_URL, redisClient, scanKeys, startWorker, testNamespace } from './fixtures/redis-harness.ts';
+import { loadCifar10 } from '../src/data/cifar10-dataset.ts';
+import { modelByName } from '../src/model/model-registry.ts';
+import { initialParameters, parameterCount } from '../src/model/parameter-vector.ts';
+import { ThreadPool } from '../src/pool/thread-pool.ts';
+import { RedisPool } from '../src/pool/redis-pool.ts';
+import type { ShardTask } from '../src/pool/worker-pool.ts';
+
+test('gradients and evaluations over Redis equal a local thread\'s bit for bit, with the run\'s recipe', async (t) => {
+  const fixture = await writeCifar10Fixture({ perFile: 8, testCount: 30 });
+  t.teardown(fixture.cleanup);
+  const dataset = await loadCifar10(fixture.dir);
+  const model = modelByName('tutorial');
+  const P = parameterCount(model);
+  const recipe = { seed: 11, augment: true, labelSmoothing: 0.1 };
+  const ns = testNamespace('pool');
+  const worker = await startWorker({ namespace: ns, data: fixture.dir, name: 'w1', concurrency: 2 });
+  t.teardown(() => worker.kill('SIGKILL'));
+  const lines: string[] = [];
+  const remote = await RedisPool.create({
+    url: REDIS_URL, model: model.name, parameterCount: P, dataset, backend: 'wasm', shardTimeoutSeconds: 60, namespace: ns, recipe,
+    log: (line) => lines.push(line),
+  });
+  const local = await ThreadPool.create({ model: model.name, parameterCount: P, dataset, threads: 1, backend: 'wasm', recipe });
+  t.teardown(() => local.close());
+  t.is(remote.backend, 'wasm');
+  t.regex(remote.describe(), /via Redis redis:\/\/127\.0\.0\.1:6379 \(run \S+, wasm\)/);
+
+  const weights = initialParameters(model, 5);
+  const tasks = (step: number): ShardTask[] => [
+    { step, shard: 0, weightsVersion: step, indices: new Int32Array([3, 17, 22, 9]) },
+    { step, shard: 1, weightsVersion: step, indices: new Int32Array([0, 39, 12]) },
+    { step, shard: 2, weightsVersion: step, indices: new Int32Array([25]) },
+  ];
+  for (const step of [0, 1]) {
+    if (step === 1) for (let i = 0; i < weights.length; i += 7) weights[i] += 1e-3;
+    await remote.publishWeights(step, weights);
+    await local.publishWeights(step, weights);
+    const [a, b] = await Promise.all([remote.computeGradients(tasks(step)), local.computeGradients(tasks(step))]);
+    t.is(a.length, 3);
+    a.forEach((result, i) => t.true(Buffer.from(result.buffer, result.byteOffset, result.byteLength).equals(Buffer.from(b[i].buffer, b[i].byteOffset, b[i].byteLength)), `step ${step} shard ${i}`));
+  }
+  const evalTasks = [{ weightsVersion: 1, start: 0, end: 20 }, { weightsVersion: 1, start: 20, end: 30 }];
+  t.deepEqual(await remote.evaluate(evalTasks), await local.evaluate(evalTasks));
+
+  const traffic = remote.trafficStats();
+  t.true(traffic.weightsBytes < 2 * (P * 4 + 1024), `weights ${traffic.weightsBytes} bytes for 2 versions`);
+  t.true(traffic.resultBytes < 6 * ((P + 2) * 4 + 1024) + 4096, `results ${traffic.resultBytes} bytes`);
+  t.is(traffic.jobs, 8);
+  t.deepEqual(remote.rejectedResults(), {});
+  t.regex(worker.output(), /serving run \S+ \(model tutorial, backend wasm, 2 threads, 40 training images, augmented, label smoothing 0\.1\)/);
+
+  await remote.close();
+  const redis = redisClient();
+  t.teardown(() => redis.quit());
+  t.deepEqual(await scanKeys(redis, `${ns}:*`), []);
+  t.regex(lines.join('\n'), /Run \S+ announced/);
+});
