@@ -1,4 +1,5 @@
 import { ShardResultError } from '../errors/index.ts';
+import { firstNonFinite } from '../train/optimizer/finite-scan.ts';
 
 /**
  * What crosses the boundary from a worker for one shard: one flat Float32Array of length parameterCount + 2,
@@ -29,11 +30,8 @@ export function validateShardResult(result: unknown, parameterCount: number, sha
   if (result.length !== expected) {
     throw new ShardResultError(`Shard result from ${from} has ${result.length} values, expected ${expected}; discarded.`);
   }
-  for (let i = 0; i < result.length; i++) {
-    if (!Number.isFinite(result[i])) {
-      throw new ShardResultError(`Shard result from ${from} holds ${result[i]} at position ${i}; discarded.`);
-    }
-  }
+  const bad = firstNonFinite(result);
+  if (bad >= 0) throw new ShardResultError(`Shard result from ${from} holds ${result[bad]} at position ${bad}; discarded.`);
   const correct = shardCorrect(result);
   if (!Number.isInteger(correct) || correct < 0 || correct > shardSize) {
     throw new ShardResultError(`Shard result from ${from} claims ${correct} correct out of ${shardSize}; discarded.`);

@@ -21,30 +21,59 @@ export function newAdamState(parameterCount: number): AdamState {
   return { m: new Float32Array(parameterCount), v: new Float32Array(parameterCount), step: 0 };
 }
 
-/**
- * One Adam step on the flat parameter vector, in place, exactly as torch.optim.Adam (bias-corrected,
- * eps added after the square root of the corrected second moment), or AdamW when weightDecay > 0. Arithmetic is in float64 per element and
- * stored as float32, so it is the same on every machine. `gradient` is the batch-mean gradient.
- */
-export function adamStep(params: Float32Array, gradient: Float32Array, state: AdamState, options: AdamOptions): void {
+/** The float32 constants of step `step` (1-based), as torch passes its Python floats to float32 kernels. */
+export interface AdamConstants {
+  readonly stepSize: number;
+  readonly sqrtBiasCorrection2: number;
+  readonly beta1: number;
+  readonly oneMinusBeta1: number;
+  readonly beta2: number;
+  readonly oneMinusBeta2: number;
+  readonly eps: number;
+  readonly decay: number;
+}
+
+export function adamConstants(step: number, options: AdamOptions): AdamConstants {
   const { lr, beta1, beta2, eps } = options;
-  const decay = 1 - lr * (options.weightDecay ?? 0);
-  const { m, v } = state;
+  const f = Math.fround;
+  return {
+    stepSize: f(lr / (1 - beta1 ** step)),
+    sqrtBiasCorrection2: f(Math.sqrt(1 - beta2 ** step)),
+    beta1: f(beta1),
+    oneMinusBeta1: f(1 - beta1),
+    beta2: f(beta2),
+    oneMinusBeta2: f(1 - beta2),
+    eps: f(eps),
+    decay: f(1 - lr * (options.weightDecay ?? 0)),
+  };
+}
+
+/**
+ * One Adam step on the flat parameter vector, in place, as torch.optim.Adam (bias-corrected, eps added after the
+ * square root of the corrected second moment), or AdamW when weightDecay > 0, in float32: every operation is
+ * rounded to float32 (Math.fround), in this order, per element i:
+ *   p ← p·decay;  m ← β1·m + (1−β1)·g;  v ← β2·v + ((1−β2)·g)·g;  p ← p − stepSize·(m / (√v / √(1−β2ᵗ) + ε))
+ * So the result is the same on every machine, and bit for bit what the coordinator's WebAssembly kernel
+ * (src/train/optimizer) computes; this is its reference. `gradient` is the batch-mean gradient. Only elements
+ * [start, end) are updated (default: all); the step count advances once per call.
+ */
+export function adamStep(
+  params: Float32Array, gradient: Float32Array, state: AdamState, options: AdamOptions,
+  start = 0, end = params.length,
+): void {
   state.step += 1;
-  const stepSize = lr / (1 - beta1 ** state.step);
-  const sqrtBiasCorrection2 = Math.sqrt(1 - beta2 ** state.step);
-  const oneMinusBeta1 = 1 - beta1;
-  const oneMinusBeta2 = 1 - beta2;
-  const n = params.length;
-  if (decay !== 1) for (let i = 0; i < n; i++) params[i] *= decay;
-  // One tight pass; m and v are rounded to float32 exactly as storing them does (Math.fround), so the
-  // values used are the stored ones.
-  for (let i = 0; i < n; i++) {
+  const c = adamConstants(state.step, options);
+  const { stepSize, sqrtBiasCorrection2, beta1, oneMinusBeta1, beta2, oneMinusBeta2, eps, decay } = c;
+  const { m, v } = state;
+  const f = Math.fround;
+  for (let i = start; i < end; i++) {
     const g = gradient[i];
-    const mi = Math.fround(beta1 * m[i] + oneMinusBeta1 * g);
-    const vi = Math.fround(beta2 * v[i] + oneMinusBeta2 * g * g);
+    const mi = f(f(beta1 * m[i]) + f(oneMinusBeta1 * g));
+    const vi = f(f(beta2 * v[i]) + f(f(oneMinusBeta2 * g) * g));
+    const denom = f(f(f(Math.sqrt(vi)) / sqrtBiasCorrection2) + eps);
+    const p = f(params[i] * decay);
     m[i] = mi;
     v[i] = vi;
-    params[i] -= (stepSize * mi) / (Math.sqrt(vi) / sqrtBiasCorrection2 + eps);
+    params[i] = p - f(stepSize * f(mi / denom));
   }
 }

@@ -7,7 +7,7 @@ import type { Cifar10Dataset } from '../data/cifar10-dataset.ts';
 import type { ModelDefinition } from '../model/model-definition.ts';
 import type { ShardTask, WorkerPool } from '../pool/worker-pool.ts';
 import type { RunSettings } from './run-settings.ts';
-import { type AdamState, adamStep, newAdamState } from './adam.ts';
+import { Optimizer } from './optimizer/optimizer.ts';
 import { batchIndices, cutIntoShards, epochPermutation, stepsPerEpoch } from './batch-plan.ts';
 import { shardCorrect, shardLossSum } from '../pool/shard-result.ts';
 import { initialParameters } from '../model/parameter-vector.ts';
@@ -49,14 +49,15 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
   const steps = stepsPerEpoch(trainCount, settings.batchSize);
 
   // State: weights, Adam's moments, and where in the run we are. All of it goes into every checkpoint.
-  const weights = input.resumeFrom ? input.resumeFrom.weights.slice() : initialParameters(input.model, settings.seed);
-  const adam: AdamState = input.resumeFrom
-    ? { m: input.resumeFrom.adam.m.slice(), v: input.resumeFrom.adam.v.slice(), step: input.resumeFrom.adam.step }
-    : newAdamState(weights.length);
+  // The weights and Adam's moments live in the optimizer (WebAssembly memory); `weights` and `adam` are views of it.
+  const optimizer = Optimizer.create({
+    weights: input.resumeFrom ? input.resumeFrom.weights : initialParameters(input.model, settings.seed),
+    adam: input.resumeFrom?.adam, shards: settings.shards,
+  });
+  const { weights, state: adam } = optimizer;
   const progress: RunProgress = input.resumeFrom
     ? { ...input.resumeFrom.progress }
     : { epochsDone: 0, stepInEpoch: 0, globalStep: 0, epochLossSum: 0, epochCorrect: 0, epochSeen: 0, elapsedSeconds: 0 };
-  const gradient = new Float32Array(weights.length);
   const schedule: LrScheduleOptions = {
     schedule: settings.lrSchedule, lr: settings.lr, totalSteps: steps * settings.epochs,
     warmupSteps: Math.round(settings.warmupEpochs * steps),
@@ -83,17 +84,15 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
         const results = await pool.computeGradients(tasks);
 
         // 3. Add them in shard order (so the sum never depends on who finished first), then average.
-        gradient.fill(0);
+        optimizer.averageShards(results, batch.length);
         for (const result of results) {
-          for (let i = 0; i < gradient.length; i++) gradient[i] += result[i];
           progress.epochLossSum += shardLossSum(result);
           progress.epochCorrect += shardCorrect(result);
         }
-        for (let i = 0; i < gradient.length; i++) gradient[i] /= batch.length;
 
         // 4. Adam on the flat parameter vector, then publish the new weights as the next version.
         const lr = learningRate(progress.globalStep, schedule);
-        adamStep(weights, gradient, adam, { lr, beta1: settings.beta1, beta2: settings.beta2, eps: settings.eps, weightDecay: settings.weightDecay });
+        optimizer.adamStep({ lr, beta1: settings.beta1, beta2: settings.beta2, eps: settings.eps, weightDecay: settings.weightDecay });
         progress.globalStep += 1;
         progress.stepInEpoch = step + 1;
         progress.epochSeen += batch.length;

@@ -1,0 +1,161 @@
+// The coordinator's per-step arithmetic: the shards' gradients summed in shard order and averaged, then Adam/AdamW,
+// in the WebAssembly SIMD module optimizer.wasm (source: ./assembly/index.ts; rebuild: npm run build:wasm). The
+// weights and Adam's moments live in the module's memory for the whole run, so a step copies only the shard
+// results in; `weights`, `state.m` and `state.v` are views of that memory (valid as long as the Optimizer, and
+// updated in place by every step). Bit for bit the same as the JS reference, adamStep in ../adam.ts.
+import { readFileSync } from 'node:fs';
+import { ShardResultError, TrainerError } from '../../errors/index.ts';
+import { type AdamOptions, type AdamState, adamConstants } from '../adam.ts';
+
+// The project compiles without the DOM lib, where TypeScript declares WebAssembly: the little used here.
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+}
+const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+export interface OptimizerExports {
+  memory: { buffer: ArrayBuffer };
+  init(n: number, shardSlots: number): number;
+  weightsPtr(): number;
+  mPtr(): number;
+  vPtr(): number;
+  gradPtr(): number;
+  slotPtr(k: number): number;
+  reduce(shards: number, batch: number): number;
+  adam(
+    start: number, end: number, stepSize: number, sqrtBiasCorrection2: number, beta1: number, oneMinusBeta1: number,
+    beta2: number, oneMinusBeta2: number, eps: number, decay: number,
+  ): void;
+  scanReserve(n: number): number;
+  firstNonFinite(at: number, n: number): number;
+}
+
+export const OPTIMIZER_WASM_URL = new URL('./optimizer.wasm', import.meta.url);
+
+let compiled: object | null = null;
+
+function module(): object {
+  if (!compiled) {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(OPTIMIZER_WASM_URL);
+    } catch (err) {
+      throw new TrainerError(`Cannot read ${OPTIMIZER_WASM_URL.pathname} (${(err as Error).message}). Run npm run build:wasm.`);
+    }
+    try {
+      compiled = new WA.Module(bytes);
+    } catch (err) {
+      throw new TrainerError(`This runtime cannot compile optimizer.wasm (${(err as Error).message}); it needs WebAssembly SIMD (Node ≥ 16.4).`);
+    }
+  }
+  return compiled;
+}
+
+/** A fresh instance of optimizer.wasm (own memory; the compiled module is shared within the thread). */
+export function loadOptimizerModule(): OptimizerExports {
+  return new WA.Instance(module(), {}).exports as unknown as OptimizerExports;
+}
+
+export interface OptimizerInit {
+  /** Starting weights (copied in). */
+  readonly weights: Float32Array;
+  /** Adam's state to continue from (copied in); a fresh one when absent. */
+  readonly adam?: AdamState;
+  /** The most shard results one step sums (the run's shard count). */
+  readonly shards: number;
+}
+
+/** A half-open range [start, end) of the flat parameter vector. */
+export type ParameterRange = readonly [start: number, end: number];
+
+export class Optimizer {
+  /** The weights: a view of the module's memory, updated in place by adamStep(). */
+  readonly weights: Float32Array;
+  /** Adam's moments (views of the module's memory) and step count. */
+  readonly state: AdamState;
+  /** The last averaged gradient (a view; written by averageShards()). */
+  readonly gradient: Float32Array;
+  readonly shards: number;
+  private readonly x: OptimizerExports;
+  private readonly slots: Float32Array[];
+
+  private constructor(x: OptimizerExports, n: number, shards: number) {
+    this.x = x;
+    this.shards = shards;
+    const f32 = (ptr: number) => new Float32Array(x.memory.buffer, ptr, n);
+    this.weights = f32(x.weightsPtr());
+    this.state = { m: f32(x.mPtr()), v: f32(x.vPtr()), step: 0 };
+    this.gradient = f32(x.gradPtr());
+    this.slots = Array.from({ length: shards }, (_, k) => f32(x.slotPtr(k)));
+  }
+
+  static create(init: OptimizerInit): Optimizer {
+    const n = init.weights.length;
+    if (!Number.isSafeInteger(init.shards) || init.shards < 1) throw new RangeError(`Optimizer needs at least one shard, got ${init.shards}.`);
+    if (n < 1) throw new RangeError('Optimizer needs at least one parameter.');
+    if (init.adam && (init.adam.m.length !== n || init.adam.v.length !== n)) {
+      throw new RangeError(`Adam's state holds ${init.adam.m.length}/${init.adam.v.length} moments for ${n} weights.`);
+    }
+    const x = loadOptimizerModule();
+    if (x.init(n, init.shards) !== 1) throw new RangeError(`optimizer.wasm cannot hold ${n} parameters and ${init.shards} shards.`);
+    const optimizer = new Optimizer(x, n, init.shards);
+    optimizer.weights.set(init.weights);
+    if (init.adam) {
+      optimizer.state.m.set(init.adam.m);
+      optimizer.state.v.set(init.adam.v);
+      optimizer.state.step = init.adam.step;
+    }
+    return optimizer;
+  }
+
+  /**
+   * gradient = (results[0] + results[1] + …) / batchSize, element by element in the order given (shard order),
+   * over the first weights.length floats of each result (a shard result's loss sum and correct count after them
+   * are ignored). Throws ShardResultError naming the result and position when one holds NaN or ±Infinity — the
+   * check costs nothing extra: it is one pass over the sum.
+   */
+  averageShards(results: readonly Float32Array[], batchSize: number): void {
+    const n = this.weights.length;
+    if (results.length < 1 || results.length > this.shards) {
+      throw new RangeError(`averageShards() takes 1 to ${this.shards} results, got ${results.length}.`);
+    }
+    results.forEach((result, k) => {
+      if (result.length < n) throw new ShardResultError(`Shard result ${k} has ${result.length} values, fewer than the ${n} weights; discarded.`);
+      this.slots[k].set(result.length === n ? result : result.subarray(0, n));
+    });
+    if (this.x.reduce(results.length, batchSize) === 1) return;
+    for (let k = 0; k < results.length; k++) {
+      const result = results[k];
+      for (let i = 0; i < n; i++) {
+        if (!Number.isFinite(result[i])) throw new ShardResultError(`Shard result ${k} holds ${result[i]} at position ${i}; discarded.`);
+      }
+    }
+    const i = this.gradient.findIndex((g) => !Number.isFinite(g));
+    throw new ShardResultError(`The summed gradient overflows float32 at position ${i}; the step is not applied.`);
+  }
+
+  /**
+   * One Adam/AdamW step on the weights from the averaged gradient, exactly adamStep() of ../adam.ts. Entries in
+   * `skip` (sorted, non-overlapping [start, end) ranges: non-trainable entries such as batch norm's running
+   * statistics) are left as they are, their moments too. The step count advances once.
+   */
+  adamStep(options: AdamOptions, skip: readonly ParameterRange[] = []): void {
+    const n = this.weights.length;
+    let from = 0;
+    const ranges: [number, number][] = [];
+    for (const [start, end] of skip) {
+      if (!(Number.isSafeInteger(start) && Number.isSafeInteger(end) && start >= from && start <= end && end <= n)) {
+        throw new RangeError(`Skipped range [${start}, ${end}) is not sorted, or outside the ${n} parameters.`);
+      }
+      if (from < start) ranges.push([from, start]);
+      from = end;
+    }
+    if (from < n) ranges.push([from, n]);
+    this.state.step += 1;
+    const c = adamConstants(this.state.step, options);
+    for (const [start, end] of ranges) {
+      this.x.adam(start, end, c.stepSize, c.sqrtBiasCorrection2, c.beta1, c.oneMinusBeta1, c.beta2, c.oneMinusBeta2, c.eps, c.decay);
+    }
+  }
+}

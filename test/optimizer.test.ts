@@ -1,0 +1,172 @@
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type AdamOptions, adamStep, newAdamState } from '../src/train/adam.ts';
+import { OPTIMIZER_WASM_URL, Optimizer, type ParameterRange } from '../src/train/optimizer/optimizer.ts';
+import { firstNonFinite } from '../src/train/optimizer/finite-scan.ts';
+import { ShardResultError } from '../src/errors/index.ts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Deterministic pseudo-random floats over many magnitudes, with some ±0 and subnormals mixed in. */
+function floats(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0;
+  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = next();
+    out[i] = r < 0.02 ? 0 : r < 0.04 ? -0 : r < 0.05 ? (next() - 0.5) * 1e-39 : (next() - 0.5) * scale * 10 ** (next() * 6 - 5);
+  }
+  return out;
+}
+
+const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+/** The JS path: sum in shard order into float32, divide by the batch, adamStep on [start, end) of each range. */
+function reference(weights: Float32Array, shards: Float32Array[][], batch: number, options: AdamOptions[], ranges?: ParameterRange[]) {
+  const w = weights.slice();
+  const state = newAdamState(w.length);
+  const g = new Float32Array(w.length);
+  shards.forEach((results, k) => {
+    g.fill(0);
+    for (const r of results) for (let i = 0; i < g.length; i++) g[i] += r[i];
+    for (let i = 0; i < g.length; i++) g[i] /= batch;
+    const rs = ranges ?? [[0, w.length]];
+    rs.forEach(([a, b], j) => {
+      if (j > 0) state.step -= 1; // one step over several ranges
+      adamStep(w, g, state, options[k], a, b);
+    });
+  });
+  return { w, state };
+}
+
+function wasm(weights: Float32Array, shards: Float32Array[][], batch: number, options: AdamOptions[], skip?: ParameterRange[]) {
+  const opt = Optimizer.create({ weights, shards: Math.max(...shards.map((s) => s.length)) });
+  shards.forEach((results, k) => {
+    opt.averageShards(results, batch);
+    opt.adamStep(options[k], skip);
+  });
+  return opt;
+}
+
+const ADAM: AdamOptions = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+
+for (const [n, shardCount, decay] of [[81_302, 2, 0], [1_027, 3, 0.05], [5, 1, 0], [3, 2, 0.5]] as const) {
+  test(`wasm sum + average + Adam equals the JS reference bit for bit (${n} parameters, ${shardCount} shards, weight decay ${decay})`, (t) => {
+    const weights = floats(n, 1);
+    const steps = 4;
+    const shards = Array.from({ length: steps }, (_, k) => Array.from({ length: shardCount }, (_, s) => {
+      const r = floats(n + 2, 100 + k * 10 + s, 16);
+      r[n] = 12.5; // loss sum and correct count: ignored by the sum
+      r[n + 1] = 3;
+      return r;
+    }));
+    const options = Array.from({ length: steps }, (_, k) => ({ ...ADAM, lr: 1e-3 * (1 + k), weightDecay: decay }));
+    const ref = reference(weights, shards, 32, options);
+    const opt = wasm(weights, shards, 32, options);
+    t.is(opt.state.step, steps);
+    t.true(bytes(opt.weights).equals(bytes(ref.w)), 'weights');
+    t.true(bytes(opt.state.m).equals(bytes(ref.state.m)), 'm');
+    t.true(bytes(opt.state.v).equals(bytes(ref.state.v)), 'v');
+    let changed = 0;
+    for (let i = 0; i < n; i++) if (opt.weights[i] !== weights[i]) changed++;
+    t.true(changed > n / 2, 'the steps move the weights');
+  });
+}
+
+test('same inputs give byte-identical weights twice and in two module instances; resuming from copied state continues identically', (t) => {
+  const n = 10_001;
+  const weights = floats(n, 5);
+  const shards = [0, 1, 2].map((k) => [floats(n, 20 + k, 8), floats(n, 30 + k, 8)]);
+  const options = [ADAM, ADAM, { ...ADAM, weightDecay: 0.01 }];
+  const a = wasm(weights, shards, 10, options);
+  const b = wasm(weights, shards, 10, options);
+  t.true(bytes(a.weights).equals(bytes(b.weights)));
+  t.true(bytes(a.state.v).equals(bytes(b.state.v)));
+  // Two steps, copy out (as a checkpoint does), one more step in a new instance = three steps in one.
+  const first = wasm(weights, shards.slice(0, 2), 10, options);
+  const resumed = Optimizer.create({
+    weights: first.weights.slice(), shards: 2,
+    adam: { m: first.state.m.slice(), v: first.state.v.slice(), step: first.state.step },
+  });
+  resumed.averageShards(shards[2], 10);
+  resumed.adamStep(options[2]);
+  t.true(bytes(resumed.weights).equals(bytes(a.weights)));
+  t.is(resumed.state.step, 3);
+});
+
+test('adamStep skips the ranges it is given (e.g. batch-norm running statistics): weights and moments stay', (t) => {
+  const n = 103;
+  const weights = floats(n, 9);
+  const shards = [[floats(n, 40, 4), floats(n, 41, 4)], [floats(n, 42, 4), floats(n, 43, 4)]];
+  const skip: ParameterRange[] = [[37, 41], [42, 50]];
+  const opt = wasm(weights, shards, 8, [ADAM, ADAM], skip);
+  const ref = reference(weights, shards, 8, [ADAM, ADAM], [[0, 37], [41, 42], [50, 103]]);
+  t.true(bytes(opt.weights).equals(bytes(ref.w)));
+  t.is(opt.state.step, 2);
+  for (const i of [37, 38, 39, 40, 42, 49]) {
+    t.is(opt.weights[i], weights[i]);
+    t.is(opt.state.m[i], 0);
+  }
+  t.not(opt.weights[36], weights[36]);
+  t.throws(() => opt.adamStep(ADAM, [[0, n + 1]]), { instanceOf: RangeError });
+  t.throws(() => opt.adamStep(ADAM, [[10, 20], [5, 8]]), { instanceOf: RangeError, message: /not sorted/ });
+  t.is(opt.state.step, 2, 'a refused step does not count');
+});
+
+test('averageShards rejects NaN and ±Infinity naming the shard and position, and an overflowing sum', (t) => {
+  const n = 301;
+  const opt = Optimizer.create({ weights: floats(n, 3), shards: 2 });
+  for (const [bad, at] of [[Number.NaN, 0], [Number.POSITIVE_INFINITY, 150], [Number.NEGATIVE_INFINITY, 300]] as const) {
+    const r1 = floats(n + 2, 7);
+    r1[at] = bad;
+    t.throws(() => opt.averageShards([floats(n + 2, 6), r1], 4), { instanceOf: ShardResultError, message: `Shard result 1 holds ${bad} at position ${at}; discarded.` });
+  }
+  const big = new Float32Array(n).fill(3e38);
+  t.throws(() => opt.averageShards([big, big], 4), { instanceOf: ShardResultError, message: /overflows float32 at position 0/ });
+  t.throws(() => opt.averageShards([big, big, big], 4), { instanceOf: RangeError });
+  t.throws(() => opt.averageShards([new Float32Array(n - 1)], 4), { instanceOf: ShardResultError });
+});
+
+test('firstNonFinite finds the first NaN/±Infinity anywhere, and nothing in finite extremes', (t) => {
+  const finite = Float32Array.of(0, -0, 1e-45, -1e-45, 3.4028234663852886e38, -3.4028234663852886e38, 1.1754943508222875e-38);
+  t.is(firstNonFinite(finite), -1);
+  t.is(firstNonFinite(new Float32Array(0)), -1);
+  for (const n of [1, 3, 4, 63, 64, 65, 200, 81_304]) {
+    const values = floats(n, n, 100);
+    t.is(firstNonFinite(values), -1, `${n} finite`);
+    for (const at of new Set([0, n >> 1, n - 1, Math.max(0, n - 65)])) {
+      for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
+        const v = values.slice();
+        v[at] = bad;
+        if (at + 1 < n) v[n - 1] = Number.NaN; // a later one does not hide the first
+        t.is(firstNonFinite(v), at, `${bad} at ${at} of ${n}`);
+      }
+    }
+  }
+});
+
+test('the committed optimizer.wasm is what npm run build:wasm:optimizer builds from the source', async (t) => {
+  const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  t.true(pkg.scripts['build:wasm'].includes('build:wasm:optimizer'), 'npm run build:wasm builds the optimizer too');
+  const args = pkg.scripts['build:wasm:optimizer'].split(/\s+/);
+  t.is(args[0], 'asc');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'optimizer-wasm-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const out = path.join(dir, 'fresh.wasm');
+  const o = args.indexOf('-o');
+  t.true(o > 0, 'the build script names its output with -o');
+  args[o + 1] = out;
+  const asc = path.join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js');
+  await new Promise<void>((resolve, reject) =>
+    execFile(process.execPath, [asc, ...args.slice(1)], { cwd: root, timeout: 120_000 }, (err, _stdout, stderr) =>
+      err ? reject(new Error(`asc failed: ${err.message}\n${stderr}`)) : resolve(),
+    ),
+  );
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  t.is(sha(await readFile(OPTIMIZER_WASM_URL)), sha(await readFile(out)), 'stale src/train/optimizer/optimizer.wasm: run npm run build:wasm and commit it');
+});
