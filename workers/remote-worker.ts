@@ -20,7 +20,7 @@ import { DatasetMismatchError } from '../src/errors/index.ts';
 import { MODELS, modelByName } from '../src/model/model-registry.ts';
 import { parameterCount } from '../src/model/parameter-vector.ts';
 import { ThreadPool } from '../src/pool/thread-pool.ts';
-import { type RedisTarget, openClient, reconnectingOptions } from '../src/redis/connection.ts';
+import { type RedisTarget, openClient, reconnectingOptions, withDeadline } from '../src/redis/connection.ts';
 import { QUEUE_NAME, type RunKeys } from '../src/redis/keys.ts';
 import { PROTOCOL_VERSION, type RunAnnouncement, listRuns } from '../src/redis/run-announcement.ts';
 import { deleteRunKeys } from '../src/redis/run-cleanup.ts';
@@ -122,7 +122,8 @@ export class RemoteWorker {
       clearTimeout(this.timer);
       this.stopping = (async () => {
         await Promise.all([...this.attached.keys()].map((id) => this.detach(id, force ? 'stopping now' : 'stopping', force)));
-        await this.redis.quit().catch(() => this.redis.disconnect());
+        await withDeadline(this.redis.quit(), 2000, () => new Error('timed out')).catch(() => undefined);
+        this.redis.disconnect();
         this.stopResolve();
       })();
     } else if (force) {
@@ -263,8 +264,13 @@ export class RemoteWorker {
       autorun: false,
     });
     const attached: Attached = { keys, announcement: a, pool, bull, gate, since, jobs: 0, lastPresence: Date.now() };
+    const lastSaid = new Map<string, number>();
     bull.on('error', (error) => {
-      if (!this.stopping) this.options.log(`Worker ${this.id} on run ${keys.runId}: ${error.message}`);
+      // While Redis is away BullMQ reports every reconnection attempt: say each thing once per 30 s.
+      const now = Date.now();
+      if (this.stopping || now - (lastSaid.get(error.message) ?? 0) < 30_000) return;
+      lastSaid.set(error.message, now);
+      this.options.log(`Worker ${this.id} on run ${keys.runId}: ${error.message}`);
     });
     if (this.options.verbose) {
       bull.on('failed', (job, error) => this.options.log(`Job ${job?.id} failed here: ${error.message}`));
@@ -283,7 +289,10 @@ export class RemoteWorker {
     const a = this.attached.get(runId);
     if (!a) return;
     this.attached.delete(runId);
-    await a.bull.close(force).catch(() => undefined);
+    // Graceful: the jobs in hand are finished and completed (bounded: Redis may be away); then, or when forced,
+    // whatever is still active is abandoned and goes to another worker once its lock expires.
+    const closed = await withDeadline(a.bull.close(force), force ? 5000 : 60_000, () => new Error('timed out')).then(() => true, () => false);
+    if (!closed) await withDeadline(a.bull.close(true), 5000, () => new Error('timed out')).catch(() => undefined);
     await removePresence(this.redis, a.keys, this.id).catch(() => undefined);
     await a.pool.close().catch(() => undefined);
     this.options.log(`Worker ${this.id}: left run ${runId} (${why}) after ${a.jobs} job${a.jobs === 1 ? '' : 's'}.`);

@@ -21,6 +21,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BackendChoice, BackendName } from '../compute/backend.ts';
 import { PLAIN_RECIPE, type TrainingRecipe } from '../compute/training-recipe.ts';
+import { hasFusedImplementation } from '../compute/fused/fused-tutorial-cnn.ts';
 import type { Cifar10Dataset } from '../data/cifar10-dataset.ts';
 import { RedisConnectionError, ShardResultError, WorkerTimeoutError } from '../errors/index.ts';
 import type { EvalResult, EvalTask, ShardTask, WorkerPool } from './worker-pool.ts';
@@ -44,7 +45,7 @@ export interface RedisPoolOptions {
   readonly dataset: Pick<Cifar10Dataset, 'fingerprint' | 'train' | 'test'> & { readonly classNames?: readonly string[] };
   /** Augmentation and label smoothing the workers apply (default: none). */
   readonly recipe?: TrainingRecipe;
-  /** 'auto' becomes 'node' when @tensorflow/tfjs-node is installed here, else 'wasm'; every worker must match it. */
+  /** 'auto' becomes 'node' when @tensorflow/tfjs-node is installed here, else 'fused' (model permitting) or 'wasm'; workers follow it. */
   readonly backend: BackendChoice;
   /** Give up (WorkerTimeoutError) when a step's shards are not all back after this long. */
   readonly shardTimeoutSeconds: number;
@@ -151,7 +152,7 @@ export class RedisPool implements WorkerPool {
     const target = parseRedisUrl(options.url);
     await checkRedis(target);
     const namespace = resolveNamespace(options.namespace);
-    const backend = resolveRemoteBackend(options.backend);
+    const backend = resolveRemoteBackend(options.backend, options.model);
     const secret = options.secret ?? secretFromEnv();
     const keys = new RunKeys(namespace, newRunId());
     const host = os.hostname();
@@ -660,14 +661,17 @@ export class RedisPool implements WorkerPool {
   }
 }
 
-/** 'auto' on the coordinator: tfjs-node when installed here (workers must have it too), else wasm. */
-export function resolveRemoteBackend(choice: BackendChoice): BackendName {
+/**
+ * 'auto' on the coordinator, as local threads choose: tfjs-node when installed here (the workers need it too),
+ * else the model's fused WebAssembly module when it has one, else wasm.
+ */
+export function resolveRemoteBackend(choice: BackendChoice, model: string): BackendName {
   if (choice !== 'auto') return choice;
   try {
     createRequire(import.meta.url).resolve('@tensorflow/tfjs-node');
     return 'node';
   } catch {
-    return 'wasm';
+    return hasFusedImplementation(model) ? 'fused' : 'wasm';
   }
 }
 
