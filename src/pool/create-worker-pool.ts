@@ -3,7 +3,6 @@ import type { Cifar10Dataset } from '../data/cifar10-dataset.ts';
 import type { ModelDefinition } from '../model/model-definition.ts';
 import type { WorkerPool } from './worker-pool.ts';
 import type { TrainingRecipe } from '../compute/training-recipe.ts';
-import { InvalidOptionError } from '../errors/index.ts';
 import { ThreadPool } from './thread-pool.ts';
 
 export interface CreateWorkerPoolInput {
@@ -20,13 +19,10 @@ export interface CreateWorkerPoolInput {
 /** Local threads, or remote workers when a Redis URL is given: the only place that chooses. */
 export async function createWorkerPool(input: CreateWorkerPoolInput): Promise<WorkerPool> {
   if (input.options.redis) {
-    if (input.recipe && (input.recipe.augment || input.recipe.labelSmoothing > 0)) {
-      throw new InvalidOptionError('--augment and --label-smoothing run on local worker threads only for now (not with --redis).');
-    }
     const { RedisPool } = await import('./redis-pool.ts');
     return RedisPool.create({
       url: input.options.redis, model: input.model.name, parameterCount: input.parameterCount, dataset: input.dataset,
-      backend: input.backend, shardTimeoutSeconds: input.options.shardTimeoutSeconds, log: input.log,
+      backend: input.backend, recipe: input.recipe, shardTimeoutSeconds: input.options.shardTimeoutSeconds, log: input.log,
     });
   }
   return ThreadPool.create({
