@@ -4,12 +4,15 @@ import { initBackend } from '../src/compute/backend.ts';
 import { BackendError } from '../src/errors/index.ts';
 import { SeededRandom } from '../src/random/seeded-random.ts';
 
-// The tutorial CNN's two convolutions: conv1 3→6 on 32×32, conv2 6→16 on 15×15, both 3×3 valid, stride 1.
-const CASES = [
+// The tutorial CNN's two convolutions: conv1 3→6 on 32×32, conv2 6→16 on 15×15, both 3×3 valid, stride 1;
+// and padded ones as bn-cnn's ('same', and the explicit equivalent).
+const CASES: readonly { name: string; x: number[]; dy: number[]; filter: number[]; pad?: 'same' | number[][] }[] = [
   { name: 'conv1', x: [8, 32, 32, 3], dy: [8, 30, 30, 6], filter: [3, 3, 3, 6] },
   { name: 'conv2', x: [8, 15, 15, 6], dy: [8, 13, 13, 16], filter: [3, 3, 6, 16] },
   { name: 'conv2, batch 1', x: [1, 15, 15, 6], dy: [1, 13, 13, 16], filter: [3, 3, 6, 16] },
-] as const;
+  { name: "padding 'same'", x: [4, 16, 16, 8], dy: [4, 16, 16, 12], filter: [3, 3, 8, 12], pad: 'same' },
+  { name: 'explicit padding', x: [2, 9, 7, 5], dy: [2, 9, 8, 4], filter: [3, 2, 5, 4], pad: [[0, 0], [1, 1], [1, 1], [0, 0]] },
+];
 
 function random(size: number, seed: number): Float32Array {
   const rng = new SeededRandom(seed, 99);
@@ -28,7 +31,7 @@ function backpropFilter(
     const x = tf.tensor4d(xv.slice(), c.x as unknown as [number, number, number, number]);
     const dy = tf.tensor4d(dyv.slice(), c.dy as unknown as [number, number, number, number]);
     const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
-      strides: 1, pad: 'valid', dataFormat: 'NHWC', filterShape: [...c.filter], ...attrs,
+      strides: 1, pad: c.pad ?? 'valid', dataFormat: 'NHWC', filterShape: [...c.filter], ...attrs,
     }) as tf.Tensor;
     return dw.dataSync().slice() as Float32Array;
   });

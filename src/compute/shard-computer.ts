@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import type { ModelDefinition } from '../model/model-definition.ts';
-import { parameterSlices, type ParameterSlice } from '../model/parameter-vector.ts';
+import type { ForwardContext, ModelDefinition } from '../model/model-definition.ts';
+import { isTrainable, parameterSlices, type ParameterSlice } from '../model/parameter-vector.ts';
 import { IMAGE_BYTES, type ImageSet } from '../data/cifar10-dataset.ts';
 import type { EvalResult } from '../pool/worker-pool.ts';
 import { shardResultLength } from '../pool/shard-result.ts';
@@ -37,6 +37,10 @@ export class ShardComputer {
   private readonly train: ImageSet;
   private readonly test: ImageSet;
   private readonly slices: readonly ParameterSlice[];
+  /** Positions in `slices` of the trainable tensors (all of them unless the model has running statistics). */
+  private readonly trainable: readonly number[];
+  /** Positions in `slices` of batch norm's running statistics, which a shard reports n × its batch value for. */
+  private readonly statistics: readonly number[];
   private readonly pixelsPerImage: number;
   private readonly classes: number;
   private weights: tf.Tensor[] | null = null;
@@ -57,6 +61,8 @@ export class ShardComputer {
     this.train = train;
     this.test = test;
     this.slices = parameterSlices(model);
+    this.trainable = this.slices.flatMap((s, i) => (isTrainable(s.spec) ? [i] : []));
+    this.statistics = this.slices.flatMap((s, i) => (isTrainable(s.spec) ? [] : [i]));
     this.parameterCount = this.slices.reduce((n, s) => n + s.size, 0);
     this.pixelsPerImage = model.inputShape[0] * model.inputShape[1] * model.inputShape[2];
     this.classes = model.classes;
@@ -119,7 +125,12 @@ export class ShardComputer {
   /**
    * Gradient of Σ cross-entropy over the training images `indices` (in flat parameter order), then the loss
    * sum and the number of correct predictions: a fresh Float32Array(parameterCount + 2), safe to transfer.
-   * `step` seeds the augmentation (when the recipe has it), so the same shard gives the same images anywhere.
+   * `step` seeds the augmentation (when the recipe has it) and dropout (when the model has it), so the same
+   * shard gives the same result anywhere.
+   *
+   * The network runs in training mode. A batch-norm running statistic is not trained: at its positions the
+   * result holds n × the shard's batch value of that statistic (n = the shard's images), so that the
+   * coordinator's sum over shards ÷ batch size is the image-weighted mean (see src/train/batch-norm-state.ts).
    */
   gradient(indices: Int32Array, step = 0): Float32Array {
     const { set, order } = this.shardImages(indices, step);
@@ -136,18 +147,38 @@ export class ShardComputer {
     const P = this.parameterCount;
     const out = new Float32Array(shardResultLength(P));
     let correct = 0;
+    let reported = 0;
+    const context: ForwardContext = {
+      training: true,
+      dropout: { seed: this.recipe.seed, step, images: indices },
+      batchStatistic: (i, values) => {
+        const { offset, size, spec } = this.slices[i];
+        if (isTrainable(spec) || values.length !== size) {
+          throw new RangeError(`Model '${this.model.name}' reported a batch statistic of ${values.length} values for '${spec.name}'.`);
+        }
+        for (let c = 0; c < size; c++) out[offset + c] = n * values[c];
+        reported++;
+      },
+    };
 
     tf.tidy(() => {
       const xs = tf.tensor4d(x, [n, ...this.model.inputShape]);
       const ys = tf.tensor2d(oneHot, [n, this.classes]);
+      // Only trainable tensors are differentiated (tf.grads refuses inputs the loss does not depend on, as the
+      // running statistics in training mode); the others are passed in as they are.
+      const all = weights.slice();
       const { value, grads } = tf.valueAndGrads((...params: tf.Tensor[]) => {
-        const logits = this.model.logits(params, xs);
+        this.trainable.forEach((slot, k) => (all[slot] = params[k]));
+        const logits = this.model.logits(all, xs, context);
         correct = countCorrect(logits.dataSync() as Float32Array, order, labels, this.classes);
         return crossEntropySum(logits, ys);
-      })(weights);
-      for (let i = 0; i < grads.length; i++) this.readInto(grads[i], out, this.slices[i].offset);
+      })(this.trainable.map((slot) => weights[slot]));
+      for (let k = 0; k < grads.length; k++) this.readInto(grads[k], out, this.slices[this.trainable[k]].offset);
       out[P] = value.dataSync()[0];
     });
+    if (reported !== this.statistics.length) {
+      throw new Error(`Model '${this.model.name}' reported ${reported} batch statistics in training mode, expected ${this.statistics.length}.`);
+    }
     out[P + 1] = correct;
     return out;
   }

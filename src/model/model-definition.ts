@@ -1,12 +1,26 @@
 import type * as tf from '@tensorflow/tfjs-core';
 
-/** One trainable tensor of a model, in TensorFlow.js layout (conv kernels [kh, kw, in, out], dense [in, out]). */
+/**
+ * What an entry of the flat vector is. 'parameter' (the default) is trained by Adam. The other two are batch
+ * norm's running statistics: state, not trained, kept in the same vector so they travel with the weights
+ * (publish, checkpoint, model files). See src/train/batch-norm-state.ts for how they are updated.
+ */
+export type ParameterKind = 'parameter' | 'running-mean' | 'running-variance';
+
+/** One tensor of a model, in TensorFlow.js layout (conv kernels [kh, kw, in, out], dense [in, out]). */
 export interface ParameterSpec {
   /** Keras weight name as written into model.json, e.g. `conv1/kernel`. */
   readonly name: string;
   readonly shape: readonly number[];
   /** Inputs feeding one output unit: PyTorch's default init draws uniformly from ±1/√fanIn. */
   readonly fanIn: number;
+  /** Default 'parameter'. */
+  readonly kind?: ParameterKind;
+  /**
+   * Initial value: 'fan-in' (default) uniform ±1/√fanIn; 'ones' / 'zeros' as PyTorch's BatchNorm2d
+   * (gamma and running variance 1, beta and running mean 0).
+   */
+  readonly init?: 'fan-in' | 'ones' | 'zeros';
 }
 
 /** One row of `--summary` (as torchsummary prints). */
@@ -18,6 +32,28 @@ export interface LayerSummary {
 }
 
 /**
+ * How a forward pass runs. Without one (or with `training: false`) it is evaluation: batch norm uses its
+ * running statistics and dropout does nothing — what eval, predict and tf.loadLayersModel compute.
+ */
+export interface ForwardContext {
+  /** Training mode: batch norm normalises with the batch's own statistics; dropout drops (when `dropout` is given). */
+  readonly training: boolean;
+  /**
+   * Training only: what seeds the dropout masks — the run's seed, the global step and the data-set index of
+   * each image of the batch, in row order (src/model/dropout-mask.ts). Absent: no dropout.
+   */
+  readonly dropout?: { readonly seed: number; readonly step: number; readonly images: Int32Array };
+  /**
+   * Training only: receives, for each running-statistic entry of `parameters` (by index), the batch's value of
+   * that statistic: the mean, or the unbiased variance (as PyTorch updates its running variance with).
+   */
+  readonly batchStatistic?: (parameterIndex: number, values: Float32Array) => void;
+}
+
+/** Evaluation mode. */
+export const EVAL_CONTEXT: ForwardContext = { training: false };
+
+/**
  * A network the trainer can train data-parallel. It is a pure function of one flat parameter vector (split
  * into `parameters` in order) and a batch of NHWC images in [0, 1]; the coordinator owns the vector, the
  * workers only evaluate `logits` and its gradient.
@@ -27,8 +63,11 @@ export interface ModelDefinition {
   readonly inputShape: readonly [number, number, number];
   readonly classes: number;
   readonly parameters: readonly ParameterSpec[];
-  /** Logits [n, classes] for images x [n, 32, 32, 3]. Called inside tf.tidy / tf.grads by the caller. */
-  logits(params: readonly tf.Tensor[], x: tf.Tensor4D): tf.Tensor2D;
+  /**
+   * Logits [n, classes] for images x [n, 32, 32, 3]. Called inside tf.tidy / tf.grads by the caller. `context`
+   * defaults to evaluation; a model without batch norm or dropout may ignore it.
+   */
+  logits(params: readonly tf.Tensor[], x: tf.Tensor4D, context?: ForwardContext): tf.Tensor2D;
   /** The Keras `modelTopology` written to model.json, so tf.loadLayersModel rebuilds the same network. */
   kerasTopology(): object;
   summary(): LayerSummary[];

@@ -1,5 +1,5 @@
 import type { ModelDefinition } from './model-definition.ts';
-import { parameterCount } from './parameter-vector.ts';
+import { parameterCount, trainableCount } from './parameter-vector.ts';
 
 /** The layer table of `--summary`, laid out as torchsummary prints it. */
 export function formatSummary(model: ModelDefinition): string {
@@ -10,7 +10,9 @@ export function formatSummary(model: ModelDefinition): string {
     lines.push(`${`${row.name} (${row.type})`.padStart(25)}${`[${row.outputShape.join(', ')}]`.padStart(25)}${row.parameters.toLocaleString('en-US').padStart(14)}`);
   }
   const total = parameterCount(model);
-  lines.push('='.repeat(64), `Total params: ${total.toLocaleString('en-US')}`, `Trainable params: ${total.toLocaleString('en-US')}`,
-    `Non-trainable params: 0`, `Parameters size (MB): ${((total * 4) / 2 ** 20).toFixed(2)}`, rule);
+  const trainable = trainableCount(model);
+  // As Keras counts them: batch norm's running statistics are non-trainable parameters.
+  lines.push('='.repeat(64), `Total params: ${total.toLocaleString('en-US')}`, `Trainable params: ${trainable.toLocaleString('en-US')}`,
+    `Non-trainable params: ${(total - trainable).toLocaleString('en-US')}`, `Parameters size (MB): ${((total * 4) / 2 ** 20).toFixed(2)}`, rule);
   return lines.join('\n');
 }

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadCifar10 } from '../../src/data/cifar10-dataset.ts';
 import type { Cifar10Dataset } from '../../src/data/cifar10-dataset.ts';
-import { tutorialCnn } from '../../src/model/tutorial-cnn.ts';
+import { modelByName } from '../../src/model/model-registry.ts';
 import { parameterCount } from '../../src/model/parameter-vector.ts';
 import { ThreadPool } from '../../src/pool/thread-pool.ts';
 import { ADAM_DEFAULTS } from '../../src/train/adam.ts';
@@ -18,8 +18,9 @@ export function sha256(bytes: Float32Array): string {
 }
 
 export function settingsFor(dataset: Cifar10Dataset, overrides: Partial<RunSettings> = {}): RunSettings {
+  const model = modelByName(overrides.model ?? 'tutorial');
   return {
-    model: 'tutorial', parameterCount: parameterCount(tutorialCnn), seed: 5, batchSize: 10, shards: 3, lr: 1e-3,
+    model: model.name, parameterCount: parameterCount(model), seed: 5, batchSize: 10, shards: 3, lr: 1e-3,
     ...ADAM_DEFAULTS, ...TUTORIAL_RECIPE, epochs: 2, trainCount: dataset.train.count, testCount: dataset.test.count,
     dataFingerprint: dataset.fingerprint, backend: 'wasm', ...overrides,
   };
@@ -37,7 +38,7 @@ export async function recordRun(
   opts: { threads?: number; pool?: WorkerPool; resumeFrom?: Checkpoint; outDir?: string; stopAfterStep?: number } = {},
 ): Promise<RecordedRun> {
   const pool = opts.pool ?? (await ThreadPool.create({
-    model: 'tutorial', parameterCount: settings.parameterCount, dataset, threads: opts.threads ?? 1, backend: settings.backend,
+    model: settings.model, parameterCount: settings.parameterCount, dataset, threads: opts.threads ?? 1, backend: settings.backend,
     recipe: { seed: settings.seed, augment: settings.augment, labelSmoothing: settings.labelSmoothing },
   }));
   const outDir = opts.outDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'run-')));
@@ -45,7 +46,7 @@ export async function recordRun(
   let lastStep = 0;
   try {
     const outcome = await train({
-      settings, model: tutorialCnn, dataset, pool, outDir, resumeFrom: opts.resumeFrom, log: () => undefined,
+      settings, model: modelByName(settings.model), dataset, pool, outDir, resumeFrom: opts.resumeFrom, log: () => undefined,
       stopRequested: () => opts.stopAfterStep !== undefined && lastStep >= opts.stopAfterStep,
       onStep: (step, weights) => {
         lastStep = step;

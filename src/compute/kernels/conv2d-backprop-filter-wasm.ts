@@ -6,13 +6,13 @@ import { BackendError } from '../../errors/index.ts';
  * Conv2DBackpropFilter for the tfjs 'wasm' backend, which ships without one (training a conv net on wasm
  * otherwise fails at the first backward pass with "Kernel 'Conv2DBackpropFilter' not registered").
  *
- * Supported: NHWC, stride 1, 'valid' padding (or explicit/numeric zero padding), dilation 1 — what the
+ * Supported: NHWC, stride 1, dilation 1, any zero padding ('valid', 'same', numeric or explicit) — what the
  * project's models use. Anything else throws a BackendError naming the attribute.
  *
- * For x [N, H, W, Cin] and dy [N, OH, OW, Cout] the filter gradient is
- *   dW[i, j, ci, co] = Σ_{n, oh, ow} x[n, oh + i, ow + j, ci] · dy[n, oh, ow, co],
- * which is itself a 'valid' convolution with the batch as the channel axis:
- *   dW = transpose(conv2d(transpose(x, [3,1,2,0]), transpose(dy, [1,2,0,3])), [1,2,0,3]).
+ * For x [N, H, W, Cin] (zero-padded by top/left) and dy [N, OH, OW, Cout] the filter gradient is
+ *   dW[i, j, ci, co] = Σ_{n, oh, ow} xpad[n, oh + i, ow + j, ci] · dy[n, oh, ow, co],
+ * which is itself a convolution with the batch as the channel axis and the forward pass's spatial padding:
+ *   dW = transpose(conv2d(transpose(x, [3,1,2,0]), transpose(dy, [1,2,0,3]), pad), [1,2,0,3]).
  * All three steps run through the wasm backend's own Transpose and Conv2D kernels (XNNPACK), on TensorInfos
  * that never reach the engine, so the intermediates are freed here and nothing is tracked or leaked.
  * Single-threaded XNNPACK gives the same bytes for the same inputs every time.
@@ -30,7 +30,7 @@ interface Attrs {
 
 function unsupported(what: string): never {
   throw new BackendError(
-    `The wasm Conv2DBackpropFilter kernel supports only NHWC, stride 1, 'valid' padding and dilation 1; ` +
+    `The wasm Conv2DBackpropFilter kernel supports only NHWC, stride 1, zero padding and dilation 1; ` +
       `this model asked for ${what}. Use --backend cpu (slow) or change the layer.`,
   );
 }
@@ -41,31 +41,44 @@ function isOnes(v: number | readonly number[] | undefined): boolean {
   return v.every((s) => s === 1);
 }
 
-function isZeroPad(pad: unknown): boolean {
-  if (pad === 'valid' || pad === 'VALID' || pad === 0) return true;
-  // Explicit padding [[0,0],[top,bottom],[left,right],[0,0]] with every entry 0.
-  if (Array.isArray(pad)) return pad.flat(2).every((p) => p === 0);
-  return false;
+/** Spatial zero padding [top, bottom, left, right] of a stride-1 convolution, or null when `pad` is not one. */
+function padding(pad: unknown, xShape: readonly number[], filterShape: readonly number[] | undefined): number[] | null {
+  if (pad === 'valid' || pad === 'VALID') return [0, 0, 0, 0];
+  if (typeof pad === 'number' && Number.isInteger(pad) && pad >= 0) return [pad, pad, pad, pad];
+  if (Array.isArray(pad)) {
+    // Explicit padding [[0,0],[top,bottom],[left,right],[0,0]].
+    const flat = pad.flat(2) as unknown[];
+    if (flat.length !== 8 || !flat.every((p) => Number.isInteger(p) && (p as number) >= 0)) return null;
+    const [n0, n1, top, bottom, left, right, c0, c1] = flat as number[];
+    return n0 === 0 && n1 === 0 && c0 === 0 && c1 === 0 ? [top, bottom, left, right] : null;
+  }
+  if ((pad === 'same' || pad === 'SAME') && filterShape && filterShape.length === 4 && xShape.length === 4) {
+    // Stride 1: the output keeps the input's size; the extra row/column (even kernels) goes to the bottom/right.
+    const [kh, kw] = filterShape;
+    return [Math.floor((kh - 1) / 2), Math.ceil((kh - 1) / 2), Math.floor((kw - 1) / 2), Math.ceil((kw - 1) / 2)];
+  }
+  return null;
 }
 
-function checkAttrs(attrs: Attrs, xShape: readonly number[], dyShape: readonly number[]): [number, number] {
+function checkAttrs(attrs: Attrs, xShape: readonly number[], dyShape: readonly number[]): number[] {
   if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') unsupported(`dataFormat '${attrs.dataFormat}'`);
   if (!isOnes(attrs.strides)) unsupported(`strides ${JSON.stringify(attrs.strides)}`);
   if (!isOnes(attrs.dilations)) unsupported(`dilations ${JSON.stringify(attrs.dilations)}`);
-  if (!isZeroPad(attrs.pad)) unsupported(`padding ${JSON.stringify(attrs.pad)}`);
+  const pad = padding(attrs.pad, xShape, attrs.filterShape);
+  if (!pad) unsupported(`padding ${JSON.stringify(attrs.pad)}`);
   if (xShape.length !== 4 || dyShape.length !== 4) {
     unsupported(`x of shape [${xShape}] and dy of shape [${dyShape}] (both must be rank 4)`);
   }
-  const kh = xShape[1] - dyShape[1] + 1;
-  const kw = xShape[2] - dyShape[2] + 1;
+  const kh = xShape[1] + pad[0] + pad[1] - dyShape[1] + 1;
+  const kw = xShape[2] + pad[2] + pad[3] - dyShape[2] + 1;
   if (xShape[0] !== dyShape[0] || kh < 1 || kw < 1) {
-    unsupported(`x of shape [${xShape}] with dy of shape [${dyShape}] (not a stride-1 valid convolution)`);
+    unsupported(`x of shape [${xShape}] with dy of shape [${dyShape}] and padding ${JSON.stringify(attrs.pad)} (not a stride-1 convolution)`);
   }
   const fs = attrs.filterShape;
   if (fs && (fs[0] !== kh || fs[1] !== kw || fs[2] !== xShape[3] || fs[3] !== dyShape[3])) {
-    unsupported(`filterShape [${fs}] for x [${xShape}] and dy [${dyShape}]`);
+    unsupported(`filterShape [${fs}] for x [${xShape}], dy [${dyShape}] and padding ${JSON.stringify(attrs.pad)}`);
   }
-  return [kh, kw];
+  return pad;
 }
 
 function wasmKernel(name: string): tf.KernelFunc {
@@ -79,7 +92,7 @@ function conv2dBackpropFilterWasm(args: { inputs: tf.NamedTensorInfoMap; backend
   const { x, dy } = args.inputs;
   if (!x || !dy) throw new BackendError('Conv2DBackpropFilter (wasm) needs inputs x and dy.');
   if (x.dtype !== 'float32' || dy.dtype !== 'float32') unsupported(`dtypes ${x.dtype}/${dy.dtype} (float32 only)`);
-  checkAttrs((args.attrs ?? {}) as Attrs, x.shape, dy.shape);
+  const [top, bottom, left, right] = checkAttrs((args.attrs ?? {}) as Attrs, x.shape, dy.shape);
 
   const transpose = wasmKernel('Transpose');
   const conv2d = wasmKernel('Conv2D');
@@ -95,7 +108,7 @@ function conv2dBackpropFilterWasm(args: { inputs: tf.NamedTensorInfoMap; backend
     const g = conv2d({
       inputs: { x: xT, filter: dyT },
       backend,
-      attrs: { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1] },
+      attrs: { strides: [1, 1], pad: [[0, 0], [top, bottom], [left, right], [0, 0]], dataFormat: 'NHWC', dilations: [1, 1] },
     }) as tf.TensorInfo;
     temps.push(g);
     // → [kh, kw, Cin, Cout], the one output the engine takes over.

@@ -1,0 +1,33 @@
+import type { ModelDefinition } from '../model/model-definition.ts';
+import { isTrainable, parameterSlices } from '../model/parameter-vector.ts';
+import type { ParameterRange } from './optimizer/optimizer.ts';
+import { BN_MOMENTUM } from '../model/batch-norm.ts';
+
+/**
+ * Batch norm's running statistics across shards. They sit in the flat weight vector as non-trainable entries
+ * (ParameterSpec.kind 'running-mean' / 'running-variance'). In training mode each shard normalises with its
+ * own batch statistics (as PyTorch DDP without SyncBatchNorm), and its result holds, at each statistic's
+ * position of the gradient section, n_shard × the shard's batch value (the mean, or the unbiased variance).
+ * The coordinator's ordered sum over shards ÷ batch size then gives the image-weighted mean over the shards —
+ * which depends on the shard cut (--shards), never on the worker count. Adam skips these entries; this
+ * function folds the value in with PyTorch's momentum: running = (1 − 0.1)·running + 0.1·value.
+ */
+export function runningStatisticRanges(model: ModelDefinition): ParameterRange[] {
+  // In parameter order, so sorted and disjoint, as Optimizer.adamStep wants its skipped ranges.
+  return parameterSlices(model)
+    .filter(({ spec }) => !isTrainable(spec))
+    .map(({ offset, size }) => [offset, offset + size] as const);
+}
+
+/**
+ * weights[i] ← (1 − momentum)·weights[i] + momentum·batchValue[i] for every i in `ranges`; `batchValue` is the
+ * averaged shard results (the same vector Adam reads its gradient from). float64 arithmetic, stored as float32.
+ */
+export function updateRunningStatistics(
+  weights: Float32Array, batchValue: Float32Array, ranges: readonly ParameterRange[], momentum = BN_MOMENTUM,
+): void {
+  const keep = 1 - momentum;
+  for (const [start, end] of ranges) {
+    for (let i = start; i < end; i++) weights[i] = keep * weights[i] + momentum * batchValue[i];
+  }
+}
