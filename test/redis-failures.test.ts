@@ -38,33 +38,28 @@ test('no worker at all: the coordinator says which shards it waits for, then giv
   t.deepEqual(await scanKeys(redis, `${ns}:*`), []);
 });
 
-test('a slow worker: the timeout names the shard it holds and the worker', async (t) => {
-  const ns = testNamespace('slow');
-  const out = tempDir('slow');
-  t.teardown(() => rm(out, { recursive: true, force: true }));
-  procs.push(await startWorker({ namespace: ns, data: fixture.dir, name: 'wSlow', env: { TRAINER_TEST_JOB_DELAY_MS: '20000' } }));
-  const run = await runCoordinator(trainArgs(fixture.dir, out, ['--epochs', '1', '--redis', REDIS_URL, '--shard-timeout', '4']), { TRAINER_NAMESPACE: ns });
-  t.is(run.code, 1, run.output);
-  t.regex(run.output, /Error: Gave up on step 0 after 4 s .*step 0 shard 0 \(job g1-0-1 on worker wSlow for \d s\), step 0 shard 1 \(job g1-1-1 queued for 4 s; no worker has taken it\); 1 worker serving \(wSlow\)/);
-});
-
-test('workers with other data, another backend or another secret refuse the run, and the coordinator says so', async (t) => {
+test('a slow worker and workers that refuse the run (other data, another backend, another secret): the timeout names the shard held and by whom, and why the others refuse', async (t) => {
   const ns = testNamespace('refuse');
   const out = tempDir('refuse');
   t.teardown(() => rm(out, { recursive: true, force: true }));
+  const secret = 'the one';
   const workers = await Promise.all([
-    startWorker({ namespace: ns, data: otherData.dir, name: 'wData' }),
-    startWorker({ namespace: ns, data: fixture.dir, name: 'wBackend', backend: 'cpu' }),
+    startWorker({ namespace: ns, data: fixture.dir, name: 'wSlow', env: { TRAINER_SECRET: secret, TRAINER_TEST_JOB_DELAY_MS: '30000' } }),
+    startWorker({ namespace: ns, data: otherData.dir, name: 'wData', env: { TRAINER_SECRET: secret } }),
+    startWorker({ namespace: ns, data: fixture.dir, name: 'wBackend', backend: 'wasm', env: { TRAINER_SECRET: secret } }),
     startWorker({ namespace: ns, data: fixture.dir, name: 'wSecret', env: { TRAINER_SECRET: 'not the one' } }),
   ]);
   procs.push(...workers);
-  const run = await runCoordinator(trainArgs(fixture.dir, out, ['--epochs', '1', '--redis', REDIS_URL, '--shard-timeout', '4']), {
-    TRAINER_NAMESPACE: ns, TRAINER_SECRET: 'the one',
+  const run = await runCoordinator(trainArgs(fixture.dir, out, ['--epochs', '1', '--redis', REDIS_URL, '--shard-timeout', '8']), {
+    TRAINER_NAMESPACE: ns, TRAINER_SECRET: secret,
   });
   t.is(run.code, 1, run.output);
-  t.regex(run.output, /Error: Gave up on step 0 .*; no worker serves this run; 3 refusing: /);
+  t.regex(
+    run.output,
+    /Error: Gave up on step 0 after 8 s .*step 0 shard \d \(job g1-\d-1 on worker wSlow for \d s\), step 0 shard \d \(job g1-\d-1 queued for \d+ s; no worker has taken it\); 1 worker serving \(wSlow\); 3 refusing: /,
+  );
   t.regex(run.output, /wData \(its data set differs from this worker's: the coordinator's CIFAR-10 files have fingerprint [0-9a-f]{12}…, the files in \S+ have [0-9a-f]{12}…/);
-  t.regex(run.output, /wBackend \(the run computes with backend 'wasm' but this worker was started with --backend cpu/);
+  t.regex(run.output, /wBackend \(the run computes with backend 'fused' but this worker was started with --backend wasm/);
   t.regex(run.output, /wSecret \(TRAINER_SECRET differs from the coordinator's\)/);
-  for (const w of workers) t.regex(w.output(), /refusing run \S+: /);
+  for (const w of workers.slice(1)) t.regex(w.output(), /refusing run \S+: /);
 });

@@ -51,7 +51,7 @@ export interface RemoteWorkerOptions {
   readonly verbose?: boolean;
   /** How often to look for runs (default 500 ms). */
   readonly pollMs?: number;
-  /** A run whose announcement is gone this long is left (and its keys removed). Default 10 s. */
+  /** A run whose announcement is gone this long is left (and its keys removed). Default 5 s. */
   readonly graceMs?: number;
   /** Sleep this long before each job: makes a worker slow on purpose (tests of stalls and timeouts). */
   readonly jobDelayMs?: number;
@@ -149,7 +149,7 @@ export class RemoteWorker {
         if (!announcement) {
           const seen = this.lastSeen.get(keys.runId) ?? now;
           if (!this.lastSeen.has(keys.runId)) this.lastSeen.set(keys.runId, now);
-          if (now - seen > (this.options.graceMs ?? 10_000)) {
+          if (now - seen > (this.options.graceMs ?? 5000)) {
             if (this.attached.has(keys.runId)) await this.detach(keys.runId, 'its coordinator is gone', true);
             const removed = await deleteRunKeys(this.redis, keys);
             this.lastSeen.delete(keys.runId);
@@ -181,7 +181,13 @@ export class RemoteWorker {
       for (const id of [...this.attached.keys()]) {
         if (listed.has(id)) continue;
         const seen = this.lastSeen.get(id) ?? now;
-        if (now - seen > (this.options.graceMs ?? 10_000)) await this.detach(id, 'it is no longer announced', true);
+        if (now - seen > (this.options.graceMs ?? 5000)) {
+          const keys = this.attached.get(id)!.keys;
+          await this.detach(id, 'it is no longer announced', true);
+          // Its coordinator is gone and Redis lost the run (restart): remove what BullMQ re-created meanwhile.
+          await deleteRunKeys(this.redis, keys);
+          this.lastSeen.delete(id);
+        }
       }
     } catch (error) {
       if (!this.stopping) this.options.log(`Worker ${this.id}: could not read the runs from Redis (${(error as Error).message}); trying again.`);

@@ -60,7 +60,7 @@ export interface RedisPoolOptions {
   readonly owner?: string;
   /** Shared secret for signed results (default $TRAINER_SECRET; unset: results are not signed). */
   readonly secret?: string;
-  /** TTL of the run announcement; the coordinator renews it every fifth of it. Default 15 s. */
+  /** TTL of the run announcement; the coordinator renews it every fifth of it. Default 10 s. */
   readonly announceTtlSeconds?: number;
   /** How long to wait for a lost Redis connection to come back before stopping the run (default $TRAINER_REDIS_OUTAGE_SECONDS, else 60 s). */
   readonly redisOutageSeconds?: number;
@@ -97,7 +97,7 @@ interface StreamEvent {
   readonly fields: Record<string, string>;
 }
 
-const DEFAULT_ANNOUNCE_TTL_S = 15;
+const DEFAULT_ANNOUNCE_TTL_S = 10;
 const DEFAULT_OUTAGE_S = 60;
 const TICK_MS = 1000;
 
@@ -331,12 +331,12 @@ export class RedisPool implements WorkerPool {
         const what = kind === 'gradient' ? `step ${(open[0]?.data as { step?: number }).step ?? '?'}` : 'the evaluation';
         if (now - started >= timeoutMs) {
           throw new WorkerTimeoutError(
-            `Gave up on ${what} after ${Math.round((now - started) / 1000)} s (--shard-timeout ${this.options.shardTimeoutSeconds}): ` +
+            `Gave up on ${what} after ${Math.floor((now - started) / 1000)} s (--shard-timeout ${this.options.shardTimeoutSeconds}): ` +
               `still waiting for ${status}. Start workers with \`npm run worker -- --redis ${this.target.display}\` ` +
               '(same data set and backend as this coordinator), or raise --shard-timeout. The checkpoint holds the last completed step; continue with --resume.',
           );
         }
-        this.options.log(`Waiting ${Math.round((now - started) / 1000)} s for ${status}.`);
+        this.options.log(`Waiting ${Math.floor((now - started) / 1000)} s for ${status}.`);
         nextWaitLog = now + waitLogMs;
       }
     }
@@ -530,10 +530,10 @@ export class RedisPool implements WorkerPool {
             const job = task.submitted ? await this.queue.getJob(task.jobId) : undefined;
             const state = job ? await job.getState() : 'unknown';
             if (job && state === 'active') {
-              const since = job.processedOn ? ` for ${Math.round((now - job.processedOn) / 1000)} s` : '';
+              const since = job.processedOn ? ` for ${Math.floor((now - job.processedOn) / 1000)} s` : '';
               parts.push(`${task.label} (job ${task.jobId} on worker ${job.processedBy ?? '(unnamed)'}${since})`);
             } else if (job && (state === 'waiting' || state === 'prioritized' || state === 'delayed')) {
-              parts.push(`${task.label} (job ${task.jobId} queued for ${Math.round((now - job.timestamp) / 1000)} s; no worker has taken it)`);
+              parts.push(`${task.label} (job ${task.jobId} queued for ${Math.floor((now - job.timestamp) / 1000)} s; no worker has taken it)`);
             } else {
               parts.push(`${task.label} (job ${task.jobId}: ${task.submitted ? state : 'not yet submitted'})`);
             }
