@@ -55,6 +55,7 @@ test('docker-compose.yml: redis, a one-shot data download, the coordinator, and 
   for (const name of ['coordinator', 'worker']) {
     const s = service(name);
     t.is(s.image, data.image, `${name} runs the image the data service builds`);
+    t.is(s.build, '.', `${name} can build it too (compose would otherwise try to pull it)`);
     const env = s.environment as Map;
     t.is(env.REDIS_URL, 'redis://redis:6379', name);
     t.is(env.CIFAR10_DIR, '/data/cifar-10-batches-bin', name);
