@@ -71,6 +71,8 @@ interface Attached {
   readonly since: string;
   jobs: number;
   lastPresence: number;
+  /** Jobs being processed (a forced close does not wait for them). */
+  readonly inFlight: Set<Promise<unknown>>;
 }
 
 export class RemoteWorker {
@@ -83,6 +85,8 @@ export class RemoteWorker {
   private readonly attaching = new Set<string>();
   /** When each known run was last seen announced. */
   private readonly lastSeen = new Map<string, number>();
+  /** Clean-ups after runs that ended while jobs were still in hand. */
+  private readonly sweeps = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private polling = false;
   private stopping: Promise<void> | undefined;
@@ -121,7 +125,8 @@ export class RemoteWorker {
     if (!this.stopping) {
       clearTimeout(this.timer);
       this.stopping = (async () => {
-        await Promise.all([...this.attached.keys()].map((id) => this.detach(id, force ? 'stopping now' : 'stopping', force)));
+        await Promise.all([...this.attached.keys()].map((id) => this.detach(id, force ? 'stopping now' : 'stopping', force, false)));
+        await withDeadline(Promise.allSettled([...this.sweeps]), 5000, () => new Error('timed out')).catch(() => undefined);
         await withDeadline(this.redis.quit(), 2000, () => new Error('timed out')).catch(() => undefined);
         this.redis.disconnect();
         this.stopResolve();
@@ -258,7 +263,12 @@ export class RemoteWorker {
     const lockMs = Math.round(this.options.lockSeconds * 1000);
     const gate = new WeightsGate();
     const since = new Date().toISOString();
-    const bull = new Worker(QUEUE_NAME, (job: Job) => this.process(keys, attached, job), {
+    const bull = new Worker(QUEUE_NAME, (job: Job) => {
+      const work = this.process(keys, attached, job);
+      attached.inFlight.add(work);
+      void work.catch(() => undefined).finally(() => attached.inFlight.delete(work));
+      return work;
+    }, {
       connection: reconnectingOptions(this.options.target, `cifar-dp:worker:${this.id}:bullmq`),
       prefix: keys.prefix,
       name: this.id,
@@ -269,7 +279,7 @@ export class RemoteWorker {
       drainDelay: 2,
       autorun: false,
     });
-    const attached: Attached = { keys, announcement: a, pool, bull, gate, since, jobs: 0, lastPresence: Date.now() };
+    const attached: Attached = { keys, announcement: a, pool, bull, gate, since, jobs: 0, lastPresence: Date.now(), inFlight: new Set() };
     const lastSaid = new Map<string, number>();
     bull.on('error', (error) => {
       // While Redis is away BullMQ reports every reconnection attempt: say each thing once per 30 s.
@@ -291,7 +301,7 @@ export class RemoteWorker {
     );
   }
 
-  private async detach(runId: string, why: string, force: boolean): Promise<void> {
+  private async detach(runId: string, why: string, force: boolean, runOver = force): Promise<void> {
     const a = this.attached.get(runId);
     if (!a) return;
     this.attached.delete(runId);
@@ -302,6 +312,28 @@ export class RemoteWorker {
     await removePresence(this.redis, a.keys, this.id).catch(() => undefined);
     await a.pool.close().catch(() => undefined);
     this.options.log(`Worker ${this.id}: left run ${runId} (${why}) after ${a.jobs} job${a.jobs === 1 ? '' : 's'}.`);
+    if (runOver) {
+      const sweep = this.sweepAfter(a);
+      this.sweeps.add(sweep);
+      void sweep.finally(() => this.sweeps.delete(sweep));
+    }
+  }
+
+  /**
+   * A job abandoned by a forced close still ends later, and BullMQ's scripts then re-create a bookkeeping key
+   * (`meta`) of a run whose keys are already deleted. Once such jobs are over, remove what they left, if the run
+   * is indeed over (its announcement gone or closing).
+   */
+  private async sweepAfter(a: Attached): Promise<void> {
+    if (a.inFlight.size === 0) return;
+    await withDeadline(Promise.allSettled([...a.inFlight]), 120_000, () => new Error('timed out')).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    try {
+      const text = await this.redis.get(a.keys.announce);
+      if (text === null || /"state":"closing"/.test(text)) await deleteRunKeys(this.redis, a.keys);
+    } catch {
+      // Redis away: its sweep by the next coordinator or worker will do.
+    }
   }
 
   /** One BullMQ job: weights for its version, the compute on a thread, the signed result into Redis. */
