@@ -21,7 +21,7 @@ test.after.always(async () => {
 
 async function addAclUser(port: number, tls?: { ca: Buffer }): Promise<void> {
   const admin = new Redis({ host: '127.0.0.1', port, password: 'pw', ...(tls ? { tls: { ca: tls.ca, servername: 'localhost' } } : {}), retryStrategy: () => null });
-  // Keys of the test namespaces only (test-*), as docs/scaling.md suggests for a real namespace.
+  // Keys of the test namespaces only (test-*), as the README's scaling section suggests for a real namespace.
   await admin.call('ACL', 'SETUSER', 'alice', 'on', '>alice-pw', '~test-*', '+@all');
   await admin.quit();
 }
