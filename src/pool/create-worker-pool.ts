@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { BackendChoice } from '../compute/backend.ts';
 import type { Cifar10Dataset } from '../data/cifar10-dataset.ts';
 import type { ModelDefinition } from '../model/model-definition.ts';
@@ -6,7 +7,13 @@ import type { TrainingRecipe } from '../compute/training-recipe.ts';
 import { ThreadPool } from './thread-pool.ts';
 
 export interface CreateWorkerPoolInput {
-  readonly options: { readonly redis?: string; readonly workers: number; readonly shardTimeoutSeconds: number };
+  readonly options: {
+    readonly redis?: string;
+    readonly workers: number;
+    readonly shardTimeoutSeconds: number;
+    /** The run's --out folder: a coordinator restarted on the same folder clears its killed predecessor's Redis keys at once. */
+    readonly out?: string;
+  };
   readonly model: ModelDefinition;
   readonly parameterCount: number;
   readonly dataset: Cifar10Dataset;
@@ -22,6 +29,7 @@ export async function createWorkerPool(input: CreateWorkerPoolInput): Promise<Wo
     const { RedisPool } = await import('./redis-pool.ts');
     return RedisPool.create({
       url: input.options.redis, model: input.model.name, parameterCount: input.parameterCount, dataset: input.dataset,
+      owner: input.options.out !== undefined ? path.resolve(input.options.out) : undefined,
       backend: input.backend, recipe: input.recipe, shardTimeoutSeconds: input.options.shardTimeoutSeconds, log: input.log,
     });
   }
