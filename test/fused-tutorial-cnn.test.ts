@@ -1,10 +1,6 @@
 import test from 'ava';
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { randomImageSet } from './fixtures/random-image-set.ts';
+import { assertCommittedWasmIsFresh } from './helpers/committed-wasm.ts';
 import { ShardComputer } from '../src/compute/shard-computer.ts';
 import { FusedTutorialCnn, FUSED_WASM_URL } from '../src/compute/fused/fused-tutorial-cnn.ts';
 import { tutorialCnn } from '../src/model/tutorial-cnn.ts';
@@ -19,7 +15,6 @@ import { recordRun, settingsFor } from './helpers/training-run.ts';
 const model = tutorialCnn;
 const P = parameterCount(model);
 const slices = parameterSlices(model);
-const root = fileURLToPath(new URL('..', import.meta.url));
 
 function sliceOf(name: string) {
   const s = slices.find((x) => x.spec.name === name);
@@ -32,14 +27,10 @@ function sliceOf(name: string) {
  * column in the next one (ties between horizontal neighbours wherever a value depends on one column only).
  */
 function imageSet(count: number, seed: number): ImageSet {
-  const rng = new SeededRandom(seed, 42);
-  const images = new Uint8Array(new SharedArrayBuffer(count * IMAGE_BYTES));
-  const labels = new Uint8Array(new SharedArrayBuffer(count));
-  for (let i = 0; i < images.length; i++) images[i] = rng.nextUint32() & 255;
-  for (let i = 0; i < count; i++) labels[i] = rng.nextInt(10);
-  images.fill(131, 0, IMAGE_BYTES);
-  pairColumns(images, 1);
-  return { count, images, labels };
+  const set = randomImageSet(count, seed);
+  set.images.fill(131, 0, IMAGE_BYTES);
+  pairColumns(set.images, 1);
+  return set;
 }
 
 /** Makes column 2k+1 of image i equal to column 2k (all rows, all channels). */
@@ -204,27 +195,8 @@ test.serial("ShardComputer with backend 'fused' returns the module's results", a
   t.throws(() => sc.gradient(Int32Array.of(1000)), { instanceOf: RangeError });
 });
 
-test('the committed tutorial-cnn.wasm is what npm run build:wasm builds from the source', async (t) => {
-  const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-  const script = pkg.scripts['build:wasm:fused'];
-  t.truthy(script, 'package.json has a build:wasm:fused script');
-  const args = script.split(/\s+/);
-  t.is(args[0], 'asc');
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'fused-wasm-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const out = path.join(dir, 'fresh.wasm');
-  const o = args.indexOf('-o');
-  t.true(o > 0, 'the build script names its output with -o');
-  args[o + 1] = out;
-  const asc = path.join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js');
-  await new Promise<void>((resolve, reject) =>
-    execFile(process.execPath, [asc, ...args.slice(1)], { cwd: root, timeout: 120_000 }, (err, _stdout, stderr) =>
-      err ? reject(new Error(`asc failed: ${err.message}\n${stderr}`)) : resolve(),
-    ),
-  );
-  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-  t.is(sha(await readFile(FUSED_WASM_URL)), sha(await readFile(out)), 'stale src/compute/fused/tutorial-cnn.wasm: run npm run build:wasm and commit it');
-});
+test('the committed tutorial-cnn.wasm is what npm run build:wasm builds from the source', (t) =>
+  assertCommittedWasmIsFresh(t, 'build:wasm:fused', FUSED_WASM_URL));
 
 test('training on fused: byte-identical weights after every step with 1 and 2 threads; auto picks fused', async (t) => {
   const fixture = await writeCifar10Fixture({ perFile: 9, testCount: 10 });

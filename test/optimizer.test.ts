@@ -1,16 +1,10 @@
 import test from 'ava';
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { assertCommittedWasmIsFresh } from './helpers/committed-wasm.ts';
 import { type AdamOptions, adamStep, newAdamState } from '../src/train/adam.ts';
 import { OPTIMIZER_WASM_URL, Optimizer, type ParameterRange } from '../src/train/optimizer/optimizer.ts';
 import { firstNonFinite } from '../src/train/optimizer/finite-scan.ts';
 import { ShardResultError } from '../src/errors/index.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Deterministic pseudo-random floats over many magnitudes, with some ±0 and subnormals mixed in. */
 function floats(n: number, seed: number, scale = 1): Float32Array {
@@ -150,23 +144,5 @@ test('firstNonFinite finds the first NaN/±Infinity anywhere, and nothing in fin
   }
 });
 
-test('the committed optimizer.wasm is what npm run build:wasm:optimizer builds from the source', async (t) => {
-  const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-  t.true(pkg.scripts['build:wasm'].includes('build:wasm:optimizer'), 'npm run build:wasm builds the optimizer too');
-  const args = pkg.scripts['build:wasm:optimizer'].split(/\s+/);
-  t.is(args[0], 'asc');
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'optimizer-wasm-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const out = path.join(dir, 'fresh.wasm');
-  const o = args.indexOf('-o');
-  t.true(o > 0, 'the build script names its output with -o');
-  args[o + 1] = out;
-  const asc = path.join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js');
-  await new Promise<void>((resolve, reject) =>
-    execFile(process.execPath, [asc, ...args.slice(1)], { cwd: root, timeout: 120_000 }, (err, _stdout, stderr) =>
-      err ? reject(new Error(`asc failed: ${err.message}\n${stderr}`)) : resolve(),
-    ),
-  );
-  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-  t.is(sha(await readFile(OPTIMIZER_WASM_URL)), sha(await readFile(out)), 'stale src/train/optimizer/optimizer.wasm: run npm run build:wasm and commit it');
-});
+test('the committed optimizer.wasm is what npm run build:wasm:optimizer builds from the source', (t) =>
+  assertCommittedWasmIsFresh(t, 'build:wasm:optimizer', OPTIMIZER_WASM_URL));

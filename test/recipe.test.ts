@@ -1,25 +1,18 @@
 import test from 'ava';
+import { randomImageSet } from './fixtures/random-image-set.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import { augmentChoice, augmentImage, augmentShard, CROP_PADDING } from '../src/data/augmentation.ts';
 import { IMAGE_BYTES, type ImageSet } from '../src/data/cifar10-dataset.ts';
 import { ShardComputer } from '../src/compute/shard-computer.ts';
 import { tutorialCnn } from '../src/model/tutorial-cnn.ts';
 import { initialParameters, parameterCount } from '../src/model/parameter-vector.ts';
-import { SeededRandom } from '../src/random/seeded-random.ts';
 import { loadCifar10 } from '../src/data/cifar10-dataset.ts';
 import { writeCifar10Fixture } from './fixtures/cifar10-fixture.ts';
 import { recordRun, settingsFor } from './helpers/training-run.ts';
 
 const P = parameterCount(tutorialCnn);
 
-function randomSet(count: number, seed: number): ImageSet {
-  const rng = new SeededRandom(seed, 9);
-  const images = new Uint8Array(new SharedArrayBuffer(count * IMAGE_BYTES));
-  const labels = new Uint8Array(new SharedArrayBuffer(count));
-  for (let i = 0; i < images.length; i++) images[i] = rng.nextUint32() & 255;
-  for (let i = 0; i < count; i++) labels[i] = rng.nextInt(10);
-  return { count, images, labels };
-}
+const randomSet = (count: number, seed: number) => randomImageSet(count, seed, 9);
 
 const pixel = (img: Uint8Array, y: number, x: number, c: number) => img[(y * 32 + x) * 3 + c];
 

@@ -1,24 +1,16 @@
 import test from 'ava';
+import { randomImageSet } from './fixtures/random-image-set.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import { ShardComputer, EVAL_CHUNK } from '../src/compute/shard-computer.ts';
 import { tutorialCnn } from '../src/model/tutorial-cnn.ts';
 import { initialParameters, parameterCount, parameterSlices } from '../src/model/parameter-vector.ts';
 import { IMAGE_BYTES, type ImageSet } from '../src/data/cifar10-dataset.ts';
-import { SeededRandom } from '../src/random/seeded-random.ts';
 import { DatasetError } from '../src/errors/index.ts';
 
 const model = tutorialCnn;
 const P = parameterCount(model);
 
-/** Random bytes and labels in SharedArrayBuffers, as the data loader hands them to workers. */
-function imageSet(count: number, seed: number): ImageSet {
-  const rng = new SeededRandom(seed, 42);
-  const images = new Uint8Array(new SharedArrayBuffer(count * IMAGE_BYTES));
-  const labels = new Uint8Array(new SharedArrayBuffer(count));
-  for (let i = 0; i < images.length; i++) images[i] = rng.nextUint32() & 255;
-  for (let i = 0; i < count; i++) labels[i] = rng.nextInt(10);
-  return { count, images, labels };
-}
+const imageSet = (count: number, seed: number) => randomImageSet(count, seed);
 
 const sets = { train: imageSet(96, 1), test: imageSet(EVAL_CHUNK + 137, 2) };
 const weights = initialParameters(model, 1234);

@@ -1,7 +1,7 @@
 // Loader and wrapper of tutorial-cnn.wasm: the tutorial CNN's forward + backward fused into one WebAssembly SIMD
 // module (source: ./assembly/index.ts; see ./README.md for why and how to rebuild).
-import { readFileSync } from 'node:fs';
 import { BackendError } from '../../errors/index.ts';
+import { WasmModule } from '../../wasm/wasm-module.ts';
 
 /** The flat parameter count the module is built for (parameterCount(tutorialCnn)). */
 export const FUSED_TUTORIAL_PARAMETERS = 81_302;
@@ -12,13 +12,6 @@ const CLASSES = 10;
 export function hasFusedImplementation(modelName: string): boolean {
   return modelName === 'tutorial';
 }
-
-// The project compiles without the DOM lib, where TypeScript declares WebAssembly: the little used here.
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-}
-const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 interface Exports {
   memory: { buffer: ArrayBuffer };
@@ -41,27 +34,7 @@ interface Exports {
 
 export const FUSED_WASM_URL = new URL('./tutorial-cnn.wasm', import.meta.url);
 
-let compiled: object | null = null;
-
-/** Compiles the module once per thread (synchronously: Node allows it for any size). */
-function module(): object {
-  if (!compiled) {
-    let bytes: Buffer;
-    try {
-      bytes = readFileSync(FUSED_WASM_URL);
-    } catch (err) {
-      throw new BackendError(`Backend 'fused' failed: cannot read ${FUSED_WASM_URL.pathname} (${(err as Error).message}). Run npm run build:wasm.`);
-    }
-    try {
-      compiled = new WA.Module(bytes);
-    } catch (err) {
-      throw new BackendError(
-        `Backend 'fused' failed: this runtime cannot compile tutorial-cnn.wasm (${(err as Error).message}); it needs WebAssembly SIMD (Node ≥ 16.4).`,
-      );
-    }
-  }
-  return compiled;
-}
+const FUSED_WASM = new WasmModule<Exports>(FUSED_WASM_URL, (message) => new BackendError(`Backend 'fused' failed: ${message}`));
 
 export interface FusedEvalResult {
   lossSum: number;
@@ -86,8 +59,7 @@ export class FusedTutorialCnn {
   }
 
   static create(): FusedTutorialCnn {
-    const instance = new WA.Instance(module(), {});
-    return new FusedTutorialCnn(instance.exports as unknown as Exports);
+    return new FusedTutorialCnn(FUSED_WASM.instantiate());
   }
 
   /** Label smoothing ε of the training loss and its gradient (evaluation always uses plain cross-entropy). */

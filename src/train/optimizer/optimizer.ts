@@ -3,16 +3,9 @@
 // weights and Adam's moments live in the module's memory for the whole run, so a step copies only the shard
 // results in; `weights`, `state.m` and `state.v` are views of that memory (valid as long as the Optimizer, and
 // updated in place by every step). Bit for bit the same as the JS reference, adamStep in ../adam.ts.
-import { readFileSync } from 'node:fs';
-import { ShardResultError, TrainerError } from '../../errors/index.ts';
+import { ShardResultError } from '../../errors/index.ts';
+import { WasmModule } from '../../wasm/wasm-module.ts';
 import { type AdamOptions, type AdamState, adamConstants } from '../adam.ts';
-
-// The project compiles without the DOM lib, where TypeScript declares WebAssembly: the little used here.
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-}
-const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 export interface OptimizerExports {
   memory: { buffer: ArrayBuffer };
@@ -33,28 +26,11 @@ export interface OptimizerExports {
 
 export const OPTIMIZER_WASM_URL = new URL('./optimizer.wasm', import.meta.url);
 
-let compiled: object | null = null;
-
-function module(): object {
-  if (!compiled) {
-    let bytes: Buffer;
-    try {
-      bytes = readFileSync(OPTIMIZER_WASM_URL);
-    } catch (err) {
-      throw new TrainerError(`Cannot read ${OPTIMIZER_WASM_URL.pathname} (${(err as Error).message}). Run npm run build:wasm.`);
-    }
-    try {
-      compiled = new WA.Module(bytes);
-    } catch (err) {
-      throw new TrainerError(`This runtime cannot compile optimizer.wasm (${(err as Error).message}); it needs WebAssembly SIMD (Node ≥ 16.4).`);
-    }
-  }
-  return compiled;
-}
+const OPTIMIZER_WASM = new WasmModule<OptimizerExports>(OPTIMIZER_WASM_URL);
 
 /** A fresh instance of optimizer.wasm (own memory; the compiled module is shared within the thread). */
 export function loadOptimizerModule(): OptimizerExports {
-  return new WA.Instance(module(), {}).exports as unknown as OptimizerExports;
+  return OPTIMIZER_WASM.instantiate();
 }
 
 export interface OptimizerInit {
