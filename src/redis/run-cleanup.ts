@@ -7,15 +7,20 @@ import type { Redis } from 'ioredis';
 import { RunKeys, runsKey } from './keys.ts';
 import { listRuns } from './run-announcement.ts';
 
-/** Deletes every key under the run's prefix and unlists the run. Returns how many keys were deleted. */
-export async function deleteRunKeys(redis: Redis, keys: RunKeys): Promise<number> {
-  let deleted = 0;
+/** The run's keys, in SCAN batches (never a blocking KEYS). */
+async function* runKeyBatches(redis: Redis, keys: RunKeys): AsyncGenerator<string[]> {
   let cursor = '0';
   do {
     const [next, batch] = await redis.scan(cursor, 'MATCH', keys.pattern, 'COUNT', 500);
     cursor = next;
-    if (batch.length > 0) deleted += await redis.unlink(...batch);
+    if (batch.length > 0) yield batch;
   } while (cursor !== '0');
+}
+
+/** Deletes every key under the run's prefix and unlists the run. Returns how many keys were deleted. */
+export async function deleteRunKeys(redis: Redis, keys: RunKeys): Promise<number> {
+  let deleted = 0;
+  for await (const batch of runKeyBatches(redis, keys)) deleted += await redis.unlink(...batch);
   await redis.srem(runsKey(keys.namespace), keys.runId);
   return deleted;
 }
@@ -23,12 +28,7 @@ export async function deleteRunKeys(redis: Redis, keys: RunKeys): Promise<number
 /** How many keys exist under a run's prefix (for tests and measurements). */
 export async function countRunKeys(redis: Redis, keys: RunKeys): Promise<number> {
   let count = 0;
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', keys.pattern, 'COUNT', 500);
-    cursor = next;
-    count += batch.length;
-  } while (cursor !== '0');
+  for await (const batch of runKeyBatches(redis, keys)) count += batch.length;
   return count;
 }
 
