@@ -72,60 +72,61 @@ function sharedImageSet(count: number): { images: Uint8Array; labels: Uint8Array
 }
 
 /**
- * Reads and validates every file in `dir` (all of them, whatever the limits), then converts the planar
- * records to NHWC bytes in SharedArrayBuffers. Throws a DatasetError naming the file for a missing, empty or
- * truncated file, a label outside 0–9, a bad batches.meta.txt, or training files of different lengths; it
- * never returns partial data.
+ * Reads and validates every file in `dir` (all of them, whatever the limits) and converts the planar records to
+ * NHWC bytes in SharedArrayBuffers. Throws a DatasetError naming the file for a missing, empty or truncated
+ * file, a label outside 0–9, a bad batches.meta.txt, or training files of different lengths; it never returns
+ * partial data.
+ *
+ * Files are read one at a time, in CIFAR10_FILES order, and each is converted and dropped before the next is
+ * read, so the peak memory is the converted set plus one file (~30 MB), not twice the data set: every worker
+ * process loads it.
  */
 export async function loadCifar10(dir: string, opts: LoadCifar10Options = {}): Promise<Cifar10Dataset> {
   checkLimitValue(opts.trainLimit, '--train-limit');
   checkLimitValue(opts.testLimit, '--test-limit');
-
-  // Read in parallel; report the first failure in the fixed file order, so the message is deterministic.
-  const settled = await Promise.allSettled(CIFAR10_FILES.map((name) => readCifar10File(dir, name)));
-  const bytes = new Map<string, Buffer>();
-  for (let i = 0; i < CIFAR10_FILES.length; i++) {
-    const s = settled[i];
-    if (s.status === 'rejected') throw s.reason;
-    bytes.set(CIFAR10_FILES[i], s.value);
-  }
   const file = (name: string) => path.join(dir, name);
-
-  const classNames = parseMeta(bytes.get(META_FILE)!, file(META_FILE), dir);
-  const trainCounts = TRAIN_FILES.map((name) => validateRecords(bytes.get(name)!, file(name), dir));
-  const testCount = validateRecords(bytes.get(TEST_FILE)!, file(TEST_FILE), dir);
-  const perTrainFile = trainCounts[0];
-  const odd = trainCounts.findIndex((c) => c !== perTrainFile);
-  if (odd !== -1) {
-    throw new DatasetError(
-      `CIFAR-10 file ${file(TRAIN_FILES[odd])} holds ${trainCounts[odd]} records but ${file(TRAIN_FILES[0])} ` +
-        `holds ${perTrainFile}; the five training files must all be the same length (10,000 records each for ` +
-        `the real data set). ${fixAdvice(dir)}`,
-    );
-  }
-
   const hash = createHash('sha256');
-  for (const name of CIFAR10_FILES) hash.update(bytes.get(name)!);
-  const fingerprint = hash.digest('hex');
 
-  const trainTotal = perTrainFile * TRAIN_FILES.length;
-  const trainCount = applyLimit(opts.trainLimit, trainTotal, '--train-limit', 'training', dir);
-  const testKept = applyLimit(opts.testLimit, testCount, '--test-limit', 'test', dir);
-
-  const train = sharedImageSet(trainCount);
-  for (let f = 0, done = 0; f < TRAIN_FILES.length && done < trainCount; f++) {
-    const n = Math.min(perTrainFile, trainCount - done);
-    recordsToNhwc(bytes.get(TRAIN_FILES[f])!, 0, n, train.images, train.labels, done);
-    done += n;
+  let perTrainFile = 0;
+  let trainCount = 0;
+  let train: { images: Uint8Array; labels: Uint8Array } | undefined;
+  let trainDone = 0;
+  for (const [f, name] of TRAIN_FILES.entries()) {
+    const bytes = await readCifar10File(dir, name);
+    hash.update(bytes);
+    const count = validateRecords(bytes, file(name), dir);
+    if (f === 0) {
+      perTrainFile = count;
+      trainCount = applyLimit(opts.trainLimit, perTrainFile * TRAIN_FILES.length, '--train-limit', 'training', dir);
+      train = sharedImageSet(trainCount);
+    } else if (count !== perTrainFile) {
+      throw new DatasetError(
+        `CIFAR-10 file ${file(name)} holds ${count} records but ${file(TRAIN_FILES[0])} ` +
+          `holds ${perTrainFile}; the five training files must all be the same length (10,000 records each for ` +
+          `the real data set). ${fixAdvice(dir)}`,
+      );
+    }
+    const n = Math.min(count, trainCount - trainDone);
+    if (n > 0) recordsToNhwc(bytes, 0, n, train!.images, train!.labels, trainDone);
+    trainDone += n;
   }
+
+  const testBytes = await readCifar10File(dir, TEST_FILE);
+  hash.update(testBytes);
+  const testCount = validateRecords(testBytes, file(TEST_FILE), dir);
+  const testKept = applyLimit(opts.testLimit, testCount, '--test-limit', 'test', dir);
   const test = sharedImageSet(testKept);
-  recordsToNhwc(bytes.get(TEST_FILE)!, 0, testKept, test.images, test.labels, 0);
+  recordsToNhwc(testBytes, 0, testKept, test.images, test.labels, 0);
+
+  const metaBytes = await readCifar10File(dir, META_FILE);
+  hash.update(metaBytes);
+  const classNames = parseMeta(metaBytes, file(META_FILE), dir);
 
   return {
     dir,
     classNames,
-    train: { count: trainCount, ...train },
+    train: { count: trainCount, ...train! },
     test: { count: testKept, ...test },
-    fingerprint,
+    fingerprint: hash.digest('hex'),
   };
 }
