@@ -3,6 +3,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/compute/backend.ts';
 import { BackendError } from '../src/errors/index.ts';
 import { SeededRandom } from '../src/random/seeded-random.ts';
+import { CONV2D_BACKPROP_FILTER_WASM_URL } from '../src/compute/kernels/conv2d-backprop-filter-wasm.ts';
+import { assertCommittedWasmIsFresh } from './helpers/committed-wasm.ts';
 
 // The tutorial CNN's two convolutions: conv1 3→6 on 32×32, conv2 6→16 on 15×15, both 3×3 valid, stride 1;
 // and padded ones as bn-cnn's ('same', and the explicit equivalent).
@@ -12,6 +14,20 @@ const CASES: readonly { name: string; x: number[]; dy: number[]; filter: number[
   { name: 'conv2, batch 1', x: [1, 15, 15, 6], dy: [1, 13, 13, 16], filter: [3, 3, 6, 16] },
   { name: "padding 'same'", x: [4, 16, 16, 8], dy: [4, 16, 16, 12], filter: [3, 3, 8, 12], pad: 'same' },
   { name: 'explicit padding', x: [2, 9, 7, 5], dy: [2, 9, 8, 4], filter: [3, 2, 5, 4], pad: [[0, 0], [1, 1], [1, 1], [0, 0]] },
+  // bn-cnn's five convolutions at batch 2.
+  { name: 'bn-cnn conv1 3→32', x: [2, 32, 32, 3], dy: [2, 32, 32, 32], filter: [3, 3, 3, 32], pad: 'same' },
+  { name: 'bn-cnn conv2 32→32', x: [2, 32, 32, 32], dy: [2, 32, 32, 32], filter: [3, 3, 32, 32], pad: 'same' },
+  { name: 'bn-cnn conv3 32→64', x: [2, 16, 16, 32], dy: [2, 16, 16, 64], filter: [3, 3, 32, 64], pad: 'same' },
+  { name: 'bn-cnn conv4 64→64', x: [2, 16, 16, 64], dy: [2, 16, 16, 64], filter: [3, 3, 64, 64], pad: 'same' },
+  { name: 'bn-cnn conv5 64→128', x: [2, 8, 8, 64], dy: [2, 8, 8, 128], filter: [3, 3, 64, 128], pad: 'same' },
+  // Channel counts off the 4 (Cin) × 8 (Cout) tiles: every edge tile (Cout 13 = 8 + 4 + 1, 6 = 4 + 2, 3, 1).
+  { name: 'Cin 3, Cout 13', x: [3, 7, 9, 3], dy: [3, 7, 9, 13], filter: [3, 3, 3, 13], pad: 'same' },
+  { name: 'Cin 7, Cout 6', x: [2, 10, 6, 7], dy: [2, 8, 4, 6], filter: [3, 3, 7, 6] },
+  { name: 'Cin 1, Cout 1', x: [4, 12, 12, 1], dy: [4, 12, 12, 1], filter: [3, 3, 1, 1], pad: 'same' },
+  { name: 'Cin 2, Cout 11, 5×5', x: [2, 11, 13, 2], dy: [2, 11, 13, 11], filter: [5, 5, 2, 11], pad: 'same' },
+  { name: "even kernel 'same'", x: [2, 6, 6, 9], dy: [2, 6, 6, 5], filter: [2, 2, 9, 5], pad: 'same' },
+  { name: 'asymmetric padding', x: [2, 9, 10, 4], dy: [2, 9, 10, 8], filter: [3, 2, 4, 8], pad: [[0, 0], [2, 0], [0, 1], [0, 0]] },
+  { name: 'padding larger than the kernel', x: [1, 5, 5, 4], dy: [1, 9, 8, 8], filter: [3, 3, 4, 8], pad: [[0, 0], [3, 3], [2, 3], [0, 0]] },
 ];
 
 function random(size: number, seed: number): Float32Array {
@@ -120,3 +136,22 @@ test.serial('rejects attributes it does not implement, naming them', async (t) =
     t.is(tf.memory().numTensors, before, 'nothing leaked by the failed call');
   }
 });
+
+test.serial('same bytes whatever ran before: memory grown by a larger call and reused', async (t) => {
+  await initBackend('wasm');
+  const small = CASES.find((c) => c.name === 'Cin 3, Cout 13')!;
+  const large = CASES.find((c) => c.name === 'bn-cnn conv2 32→32')!;
+  const sx = random(size(small.x), 21);
+  const sdy = random(size(small.dy), 22);
+  const lx = random(size(large.x), 23);
+  const ldy = random(size(large.dy), 24);
+  const first = backpropFilter(sx, sdy, small);
+  const large1 = backpropFilter(lx, ldy, large);
+  const again = backpropFilter(sx, sdy, small);
+  const large2 = backpropFilter(lx, ldy, large);
+  t.deepEqual(Buffer.from(again.buffer), Buffer.from(first.buffer));
+  t.deepEqual(Buffer.from(large2.buffer), Buffer.from(large1.buffer));
+});
+
+test('the committed conv2d-backprop-filter.wasm is what npm run build:wasm builds from the source', (t) =>
+  assertCommittedWasmIsFresh(t, 'build:wasm:conv-filter', CONV2D_BACKPROP_FILTER_WASM_URL));
