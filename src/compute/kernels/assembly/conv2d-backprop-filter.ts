@@ -8,8 +8,8 @@
 // memory, and so do the rows k of dW[i] ([KW·Cin, Cout]): each i is one GEMM
 //   dW[i][k, co] += Σ_pixels X_i[pixel, k] · dY[pixel, co]
 // over the pixels (n, oh, ow). It is computed in register tiles of 4 k × 8 co (eight f32x4 accumulators; 4 × 4,
-// 4 × 1 (lanes over k), 1 × 8, 1 × 4 and 1 × 1 for the edges of K = KW·Cin and Cout), over chunks of up to
-// CHUNK_ROWS output rows of one image (kept in cache while every tile passes over them), adding each tile's sums
+// 4 × 1 (lanes over k), 1 × 8, 1 × 4 and 1 × 1 for the edges of K = KW·Cin and Cout), over chunks of
+// max(1, CHUNK_PIXELS / OW) output rows of one image (kept in cache while every tile passes over them), adding each tile's sums
 // into dW once per chunk. Rows and columns where the whole tile reads padding are skipped (exact: they add
 // nothing); the rest read the zeros of xpad.
 //
