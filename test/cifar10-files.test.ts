@@ -141,6 +141,25 @@ test('limits keep the first N images, across file boundaries; bad limits are cle
   }
 });
 
+test('pixels: false keeps the labels, counts and fingerprint of a full load, and no pixels', async (t) => {
+  const fx = await writeCifar10Fixture({ perFile: 3, testCount: 4 });
+  t.teardown(fx.cleanup);
+  const full = await loadCifar10(fx.dir);
+  const lean = await loadCifar10(fx.dir, { pixels: false, trainLimit: 11 });
+  t.is(lean.train.count, 11);
+  t.is(lean.test.count, 4);
+  t.is(lean.train.images.length, 0);
+  t.is(lean.test.images.length, 0);
+  t.deepEqual([...lean.train.labels], [...full.train.labels.subarray(0, 11)]);
+  t.deepEqual([...lean.test.labels], [...full.test.labels]);
+  t.true(new Set(full.train.labels).size > 1, 'the fixture has several labels, so the comparison means something');
+  t.is(lean.fingerprint, full.fingerprint);
+  t.deepEqual(lean.classNames, full.classNames);
+  // Bad data is still refused without pixels.
+  await truncateFixtureFile(fx.dir, 'data_batch_3.bin', 5);
+  await t.throwsAsync(loadCifar10(fx.dir, { pixels: false }), { instanceOf: DatasetError, message: /data_batch_3\.bin is truncated/ });
+});
+
 test('a missing file is a DatasetError naming it and saying what to do', async (t) => {
   for (const name of CIFAR10_FILES) {
     const fx = await writeCifar10Fixture({ perFile: 1 });

@@ -70,6 +70,9 @@ async function initBackendNow(choice: BackendChoice, options: InitBackendOptions
   if (choice === 'auto' && options.fused && active !== 'node') {
     if (options.allowNative ?? true) {
       try {
+        // tfjs-node first: when it is missing (the usual case) the thread never loads @tensorflow/tfjs, whose
+        // layers, converter and data packages cost ~85 MB per thread and which 'fused' does not need.
+        await loadNative();
         await registerGradients();
         await activate('node');
         return (active = 'node');

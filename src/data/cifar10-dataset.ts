@@ -10,6 +10,7 @@ import {
   fixAdvice,
   parseMeta,
   readCifar10File,
+  recordLabels,
   recordsToNhwc,
   validateRecords,
 } from './cifar10-files.ts';
@@ -23,7 +24,7 @@ export const IMAGE_BYTES = IMAGE_HEIGHT * IMAGE_WIDTH * IMAGE_CHANNELS;
 /** A set of images held as bytes, NHWC (pixel (y, x) channel c of image i at i*3072 + (y*32 + x)*3 + c). */
 export interface ImageSet {
   readonly count: number;
-  /** count × 3072 bytes, backed by a SharedArrayBuffer so worker threads read it without a copy. */
+  /** count × 3072 bytes, backed by a SharedArrayBuffer so worker threads read it without a copy (empty when loaded with `pixels: false`). */
   readonly images: Uint8Array;
   /** count labels, 0–9, backed by a SharedArrayBuffer. */
   readonly labels: Uint8Array;
@@ -44,6 +45,11 @@ export interface LoadCifar10Options {
   readonly trainLimit?: number;
   /** Keep only the first N test images (1 ≤ N ≤ test set size). */
   readonly testLimit?: number;
+  /**
+   * Keep the pixels (default true). False keeps only labels, counts and the fingerprint, and every ImageSet's
+   * `images` is empty: what a coordinator whose workers are remote needs (they hold their own copies).
+   */
+  readonly pixels?: boolean;
 }
 
 function checkLimitValue(limit: number | undefined, flag: string): void {
@@ -64,9 +70,9 @@ function applyLimit(limit: number | undefined, available: number, flag: string, 
   return limit;
 }
 
-function sharedImageSet(count: number): { images: Uint8Array; labels: Uint8Array } {
+function sharedImageSet(count: number, pixels: boolean): { images: Uint8Array; labels: Uint8Array } {
   return {
-    images: new Uint8Array(new SharedArrayBuffer(count * IMAGE_BYTES)),
+    images: new Uint8Array(new SharedArrayBuffer(pixels ? count * IMAGE_BYTES : 0)),
     labels: new Uint8Array(new SharedArrayBuffer(count)),
   };
 }
@@ -86,6 +92,9 @@ export async function loadCifar10(dir: string, opts: LoadCifar10Options = {}): P
   checkLimitValue(opts.testLimit, '--test-limit');
   const file = (name: string) => path.join(dir, name);
   const hash = createHash('sha256');
+  const pixels = opts.pixels ?? true;
+  const convert = (bytes: Uint8Array, count: number, set: { images: Uint8Array; labels: Uint8Array }, at: number) =>
+    pixels ? recordsToNhwc(bytes, 0, count, set.images, set.labels, at) : recordLabels(bytes, 0, count, set.labels, at);
 
   let perTrainFile = 0;
   let trainCount = 0;
@@ -98,7 +107,7 @@ export async function loadCifar10(dir: string, opts: LoadCifar10Options = {}): P
     if (f === 0) {
       perTrainFile = count;
       trainCount = applyLimit(opts.trainLimit, perTrainFile * TRAIN_FILES.length, '--train-limit', 'training', dir);
-      train = sharedImageSet(trainCount);
+      train = sharedImageSet(trainCount, pixels);
     } else if (count !== perTrainFile) {
       throw new DatasetError(
         `CIFAR-10 file ${file(name)} holds ${count} records but ${file(TRAIN_FILES[0])} ` +
@@ -107,7 +116,7 @@ export async function loadCifar10(dir: string, opts: LoadCifar10Options = {}): P
       );
     }
     const n = Math.min(count, trainCount - trainDone);
-    if (n > 0) recordsToNhwc(bytes, 0, n, train!.images, train!.labels, trainDone);
+    if (n > 0) convert(bytes, n, train!, trainDone);
     trainDone += n;
   }
 
@@ -115,8 +124,8 @@ export async function loadCifar10(dir: string, opts: LoadCifar10Options = {}): P
   hash.update(testBytes);
   const testCount = validateRecords(testBytes, file(TEST_FILE), dir);
   const testKept = applyLimit(opts.testLimit, testCount, '--test-limit', 'test', dir);
-  const test = sharedImageSet(testKept);
-  recordsToNhwc(testBytes, 0, testKept, test.images, test.labels, 0);
+  const test = sharedImageSet(testKept, pixels);
+  convert(testBytes, testKept, test, 0);
 
   const metaBytes = await readCifar10File(dir, META_FILE);
   hash.update(metaBytes);

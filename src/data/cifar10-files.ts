@@ -136,6 +136,11 @@ export function parseMeta(bytes: Uint8Array, file: string, dir: string): string[
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
+/** Copies the labels of `count` records starting at record `fromRecord` of `src` to `labels` at `toImage`. */
+export function recordLabels(src: Uint8Array, fromRecord: number, count: number, labels: Uint8Array, toImage: number): void {
+  for (let r = 0; r < count; r++) labels[toImage + r] = src[(fromRecord + r) * RECORD_BYTES];
+}
+
 /**
  * Converts `count` planar records (label, R plane, G plane, B plane) starting at record `fromRecord` of
  * `src` into NHWC pixels at image `toImage` of `images` and labels at `toImage` of `labels`.
@@ -148,7 +153,7 @@ export function recordsToNhwc(
   labels: Uint8Array,
   toImage: number,
 ): void {
-  for (let r = 0; r < count; r++) labels[toImage + r] = src[(fromRecord + r) * RECORD_BYTES];
+  recordLabels(src, fromRecord, count, labels, toImage);
   if (LITTLE_ENDIAN && images.byteOffset % 4 === 0) {
     // 4 pixels (12 bytes RGBRGBRGBRGB) at a time as three 32-bit words: about twice as fast as byte stores.
     const out = new Uint32Array(images.buffer, images.byteOffset, images.byteLength >>> 2);
