@@ -10,6 +10,8 @@ import {
   fixAdvice,
   parseMeta,
   readCifar10File,
+  REAL_RECORDS_PER_FILE,
+  RECORD_BYTES,
   recordLabels,
   recordsToNhwc,
   validateRecords,
@@ -92,6 +94,8 @@ export async function loadCifar10(dir: string, opts: LoadCifar10Options = {}): P
   checkLimitValue(opts.testLimit, '--test-limit');
   const file = (name: string) => path.join(dir, name);
   const hash = createHash('sha256');
+  // One buffer for all the files, each read after the previous one is converted (a real file is 30,730,000 bytes).
+  const reuse = Buffer.allocUnsafe(REAL_RECORDS_PER_FILE * RECORD_BYTES);
   const pixels = opts.pixels ?? true;
   const convert = (bytes: Uint8Array, count: number, set: { images: Uint8Array; labels: Uint8Array }, at: number) =>
     pixels ? recordsToNhwc(bytes, 0, count, set.images, set.labels, at) : recordLabels(bytes, 0, count, set.labels, at);
@@ -101,7 +105,7 @@ export async function loadCifar10(dir: string, opts: LoadCifar10Options = {}): P
   let train: { images: Uint8Array; labels: Uint8Array } | undefined;
   let trainDone = 0;
   for (const [f, name] of TRAIN_FILES.entries()) {
-    const bytes = await readCifar10File(dir, name);
+    const bytes = await readCifar10File(dir, name, reuse);
     hash.update(bytes);
     const count = validateRecords(bytes, file(name), dir);
     if (f === 0) {
@@ -120,7 +124,7 @@ export async function loadCifar10(dir: string, opts: LoadCifar10Options = {}): P
     trainDone += n;
   }
 
-  const testBytes = await readCifar10File(dir, TEST_FILE);
+  const testBytes = await readCifar10File(dir, TEST_FILE, reuse);
   hash.update(testBytes);
   const testCount = validateRecords(testBytes, file(TEST_FILE), dir);
   const testKept = applyLimit(opts.testLimit, testCount, '--test-limit', 'test', dir);

@@ -1,6 +1,6 @@
 // The CIFAR-10 binary format: file names, the 3,073-byte record, and the checks a folder must pass.
 // Nothing here imports cifar10-dataset.ts (which imports this file), so there is no import cycle.
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { open, readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { DatasetError } from '../errors/index.ts';
 
@@ -55,11 +55,29 @@ export async function hasCifar10Files(dir: string): Promise<boolean> {
   return (await missingCifar10Files(dir)).length === 0;
 }
 
-/** Reads one data set file whole; a missing or unreadable file is a DatasetError naming it. */
-export async function readCifar10File(dir: string, name: string): Promise<Buffer> {
+/**
+ * Reads one data set file whole; a missing or unreadable file is a DatasetError naming it. With `reuse`, a file
+ * that fits is read into it and the result is a view of it (valid until the next read into the same buffer):
+ * loading reads six files one after another into one buffer instead of leaving six for the collector.
+ */
+export async function readCifar10File(dir: string, name: string, reuse?: Buffer): Promise<Buffer> {
   const file = path.join(dir, name);
   try {
-    return await readFile(file);
+    if (!reuse) return await readFile(file);
+    const handle = await open(file, 'r');
+    try {
+      const size = (await handle.stat()).size;
+      const into = size <= reuse.length ? reuse.subarray(0, size) : Buffer.allocUnsafe(size);
+      let done = 0;
+      while (done < size) {
+        const { bytesRead } = await handle.read(into, done, size - done, done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return into.subarray(0, done);
+    } finally {
+      await handle.close();
+    }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
