@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { BenchError } from './bench-error.ts';
+import { WORKER_HEAP_FLAG } from '../src/cli/worker-heap.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORKER_CLI = fileURLToPath(new URL('../src/cli/worker.ts', import.meta.url));
@@ -43,7 +44,7 @@ export class RemoteWorkers {
       await Promise.all(
         Array.from({ length: count }, (_, i) => {
           // One compute thread each: N processes × 1 thread against N local threads.
-          const child = spawn(process.execPath, ['--import', 'tsx', WORKER_CLI, '--redis', url, '--data', dataDir, '--concurrency', '1'], {
+          const child = spawn(process.execPath, [WORKER_HEAP_FLAG, '--import', 'tsx', WORKER_CLI, '--redis', url, '--data', dataDir, '--concurrency', '1'], {
             cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, REDIS_URL: url, CIFAR10_DIR: dataDir },
           });
           children.push(child);

@@ -4,10 +4,12 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseYaml, type Yaml } from './fixtures/mini-yaml.ts';
 import { ROOT } from './fixtures/redis-harness.ts';
+import { WORKER_HEAP_FLAG } from '../src/cli/worker-heap.ts';
 
 type Map = { [key: string]: Yaml };
 const compose = parseYaml(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')) as Map;
@@ -26,7 +28,8 @@ async function help(cli: string): Promise<string> {
 
 /** The CLI's flags in a `node --import tsx <cli> ...` command. */
 function flagsOf(command: readonly Yaml[]): string[] {
-  return command.slice(4).filter((a): a is string => typeof a === 'string' && a.startsWith('--')).map((a) => a.replace(/=.*/, ''));
+  const script = command.findIndex((a) => typeof a === 'string' && a.startsWith('src/cli/'));
+  return command.slice(script + 1).filter((a): a is string => typeof a === 'string' && a.startsWith('--')).map((a) => a.replace(/=.*/, ''));
 }
 
 test('the YAML subset parser reads what it supports and refuses what it does not', (t) => {
@@ -65,8 +68,9 @@ test('docker-compose.yml: redis, a one-shot data download, the coordinator, and 
     t.like(s.depends_on as Map, { redis: { condition: 'service_healthy' }, data: { condition: 'service_completed_successfully' } });
     t.is(s.init, true, `${name}: an init process forwards SIGTERM`);
     const command = s.command as string[];
-    t.deepEqual(command.slice(0, 3), ['node', '--import', 'tsx']);
-    t.true(existsSync(path.join(ROOT, command[3])), command[3]);
+    const script = command.findIndex((a) => a.startsWith('src/cli/'));
+    t.deepEqual(command.slice(0, script).filter((a) => a !== WORKER_HEAP_FLAG), ['node', '--import', 'tsx']);
+    t.true(existsSync(path.join(ROOT, command[script])), command[script]);
   }
 
   const coordinator = service('coordinator');
@@ -79,7 +83,7 @@ test('docker-compose.yml: redis, a one-shot data download, the coordinator, and 
   t.regex(cCommand[cCommand.indexOf('--shards') + 1], /^\d+$/);
 
   const worker = service('worker');
-  t.is((worker.command as string[])[3], 'src/cli/worker.ts');
+  t.deepEqual((worker.command as string[]).slice(0, 5), ['node', WORKER_HEAP_FLAG, '--import', 'tsx', 'src/cli/worker.ts']);
   // `--scale worker=N` needs replicas without a fixed name or host port.
   t.false('container_name' in worker);
   t.false('ports' in worker);
@@ -110,4 +114,11 @@ test('Dockerfile and .dockerignore: Node 20, npm ci with the optional tfjs-node,
   const ignored = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
   for (const entry of ['node_modules', 'data', 'model', '.git']) t.true(ignored.includes(entry), entry);
   t.false(ignored.includes('src') || ignored.includes('workers'));
+});
+
+test('npm run worker and the Dockerfile start workers with the same heap flag as the compose file', async (t) => {
+  const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  t.is(pkg.scripts.worker, `node ${WORKER_HEAP_FLAG} --import tsx src/cli/worker.ts`);
+  const dockerfile = await readFile(path.join(ROOT, 'Dockerfile'), 'utf8');
+  t.regex(dockerfile, new RegExp(`^CMD \\["node", "${WORKER_HEAP_FLAG}", "--import", "tsx", "src/cli/worker.ts"\\]$`, 'm'));
 });
