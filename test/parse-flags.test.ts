@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseFlags, type FlagTable } from '../src/options/parse-flags.ts';
+import { flagsHelp, parseFlags, type FlagTable } from '../src/options/parse-flags.ts';
 import { InvalidOptionError } from '../src/errors/index.ts';
 
 interface Opts { epochs: number; lr: number; name: string; fast: boolean; limit: number | undefined }
@@ -30,4 +30,18 @@ test('bad values are InvalidOptionErrors naming the flag and the value', (t) => 
     const error = t.throws(() => parseFlags(args, FLAGS, DEFAULTS), { instanceOf: InvalidOptionError });
     t.regex(error!.message, text);
   }
+});
+
+test('help lines up every description in one column, two spaces past the longest flag', (t) => {
+  interface Help { mode: string; count: number; quiet: boolean }
+  const table: FlagTable<Help> = {
+    mode: { kind: 'string', key: 'mode', help: 'Describes mode', choices: ['constant', 'cosine', 'onecycle-with-a-long-name'] },
+    count: { kind: 'integer', key: 'count', help: 'Describes count' },
+    quiet: { kind: 'boolean', key: 'quiet', help: 'Describes quiet' },
+  };
+  const lines = flagsHelp('cmd [flags]', table, { mode: 'cosine', count: 3, quiet: false }).split('\n').filter((l) => l.startsWith('  --'));
+  t.is(lines.length, 4);
+  const columns = lines.map((l) => l.search(/Describes|Show this help/));
+  t.is(new Set(columns).size, 1, `descriptions start at ${columns.join(', ')}`);
+  t.true(lines[0].includes('onecycle-with-a-long-name>  Describes mode'));
 });

@@ -69,13 +69,14 @@ export function parseFlags<T extends object>(argv: readonly string[], flags: Fla
 
 /** The `--help` text: one line per flag with its default. */
 export function flagsHelp<T extends object>(usage: string, flags: FlagTable<T>, defaults: T): string {
-  const lines = [`Usage: ${usage}`, '', 'Flags:'];
-  for (const [name, spec] of Object.entries(flags)) {
+  const rows: [string, string][] = Object.entries(flags).map(([name, spec]) => {
     const value = (defaults as Record<string, unknown>)[spec.key as string];
     const shown = spec.kind === 'boolean' ? '' : ` <${spec.kind === 'string' ? (spec.choices ? spec.choices.join('|') : 'value') : spec.kind}>`;
     const dflt = value === undefined || spec.kind === 'boolean' ? '' : ` (default: ${value})`;
-    lines.push(`  --${name}${shown}`.padEnd(34) + spec.help + dflt);
-  }
-  lines.push(`  --help`.padEnd(34) + 'Show this help and exit');
-  return lines.join('\n');
+    return [`  --${name}${shown}`, spec.help + dflt];
+  });
+  rows.push(['  --help', 'Show this help and exit']);
+  // The widest flag sets the column, so a long list of choices never runs into its description.
+  const column = Math.max(...rows.map(([flag]) => flag.length)) + 2;
+  return [`Usage: ${usage}`, '', 'Flags:', ...rows.map(([flag, help]) => flag.padEnd(column) + help)].join('\n');
 }
