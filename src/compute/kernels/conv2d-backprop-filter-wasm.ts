@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { BackendError } from '../../errors/index.ts';
 import { WasmModule } from '../../wasm/wasm-module.ts';
+import { isNhwc, isOnes, stride1Padding } from './conv2d-geometry.ts';
 
 /**
  * Conv2DBackpropFilter for the tfjs 'wasm' backend, which ships without one (training a conv net on wasm
@@ -41,36 +42,11 @@ function unsupported(what: string): never {
   );
 }
 
-function isOnes(v: number | readonly number[] | undefined): boolean {
-  if (v === undefined) return true;
-  if (typeof v === 'number') return v === 1;
-  return v.every((s) => s === 1);
-}
-
-/** Spatial zero padding [top, bottom, left, right] of a stride-1 convolution, or null when `pad` is not one. */
-function padding(pad: unknown, xShape: readonly number[], filterShape: readonly number[] | undefined): number[] | null {
-  if (pad === 'valid' || pad === 'VALID') return [0, 0, 0, 0];
-  if (typeof pad === 'number' && Number.isInteger(pad) && pad >= 0) return [pad, pad, pad, pad];
-  if (Array.isArray(pad)) {
-    // Explicit padding [[0,0],[top,bottom],[left,right],[0,0]].
-    const flat = pad.flat(2) as unknown[];
-    if (flat.length !== 8 || !flat.every((p) => Number.isInteger(p) && (p as number) >= 0)) return null;
-    const [n0, n1, top, bottom, left, right, c0, c1] = flat as number[];
-    return n0 === 0 && n1 === 0 && c0 === 0 && c1 === 0 ? [top, bottom, left, right] : null;
-  }
-  if ((pad === 'same' || pad === 'SAME') && filterShape && filterShape.length === 4 && xShape.length === 4) {
-    // Stride 1: the output keeps the input's size; the extra row/column (even kernels) goes to the bottom/right.
-    const [kh, kw] = filterShape;
-    return [Math.floor((kh - 1) / 2), Math.ceil((kh - 1) / 2), Math.floor((kw - 1) / 2), Math.ceil((kw - 1) / 2)];
-  }
-  return null;
-}
-
 function checkAttrs(attrs: Attrs, xShape: readonly number[], dyShape: readonly number[]): number[] {
-  if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') unsupported(`dataFormat '${attrs.dataFormat}'`);
+  if (!isNhwc(attrs.dataFormat)) unsupported(`dataFormat '${attrs.dataFormat}'`);
   if (!isOnes(attrs.strides)) unsupported(`strides ${JSON.stringify(attrs.strides)}`);
   if (!isOnes(attrs.dilations)) unsupported(`dilations ${JSON.stringify(attrs.dilations)}`);
-  const pad = padding(attrs.pad, xShape, attrs.filterShape);
+  const pad = stride1Padding(attrs.pad, xShape, attrs.filterShape);
   if (!pad) unsupported(`padding ${JSON.stringify(attrs.pad)}`);
   if (xShape.length !== 4 || dyShape.length !== 4) {
     unsupported(`x of shape [${xShape}] and dy of shape [${dyShape}] (both must be rank 4)`);

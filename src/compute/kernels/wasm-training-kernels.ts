@@ -1,21 +1,24 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { conv2dBackpropInputWasm, conv2dWasm } from './conv2d-wasm.ts';
 
 /**
- * Faster replacements for three stock tfjs-wasm kernels that a training step leans on. The stock ones are
+ * Faster replacements for four stock tfjs-wasm kernels that a training step leans on. Some stock ones are
  * scalar C++ loops ported from the cpu backend; these route the work to XNNPACK (through the backend's own
- * Transpose and Conv2D / BatchMatMul kernels) or to a tight JavaScript loop over the wasm heap:
+ * Transpose and BatchMatMul kernels), to our own WebAssembly SIMD module or to a tight JavaScript loop over the
+ * wasm heap:
  *
  * - BatchMatMul with transposeA/transposeB (every backward matmul of a dense layer): the stock kernel takes
  *   XNNPACK's fast path only with both flags off and falls back to a naive triple loop otherwise. Here the
  *   flagged operand is transposed explicitly first, then the stock kernel runs with both flags off.
- * - Conv2DBackpropInput, stride 1: a convolution of dy with the filter rotated 180° and its channel axes
- *   swapped, padded by (filter − 1 − forward padding): one XNNPACK Conv2D.
+ * - Conv2D and Conv2DBackpropInput, NHWC, stride 1, dilation 1, zero padding, float32 (every convolution of the
+ *   project's models): ./conv2d-wasm.ts, a register-tiled GEMM in ./conv2d.wasm, faster than the stock
+ *   XNNPACK Conv2D (and than the stock Conv2DBackpropInput, a scalar loop, or XNNPACK on a rotated filter).
  * - MaxPoolGrad: one pass over the pooling windows, sending each window's gradient to its first maximum
  *   (row-major, strict >), exactly the cpu backend's rule.
  *
  * Anything these do not cover (batched matmuls, strided or dilated convolutions, NCHW) goes to the stock
- * kernel unchanged. Every replacement is deterministic: same inputs, same bytes.
+ * kernel unchanged (FusedConv2D, the tutorial CNN's forward convolution with bias and ReLU, stays XNNPACK's). Every replacement is deterministic: same inputs, same bytes.
  */
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: {}; attrs?: tf.NamedAttrMap };
@@ -69,52 +72,14 @@ function batchMatMul(args: KernelArgs): tf.TensorInfo {
   }
 }
 
-// -------------------------------------------------------------------------------------- Conv2DBackpropInput
+// ------------------------------------------------------------------------------ Conv2D, Conv2DBackpropInput
+
+function conv2d(args: KernelArgs): tf.TensorInfo {
+  return conv2dWasm(args) ?? delegate('Conv2D', args);
+}
 
 function conv2dBackpropInput(args: KernelArgs): tf.TensorInfo {
-  const backend = args.backend as BackendWasm;
-  const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
-  const attrs = (args.attrs ?? {}) as unknown as tf.Conv2DBackpropInputAttrs;
-  const dataFormat = attrs.dataFormat ?? 'NHWC';
-  const strides = attrs.strides;
-  const unitStride = typeof strides === 'number' ? strides === 1 : strides.every((s) => s === 1);
-  if (dataFormat !== 'NHWC' || !unitStride || dy.dtype !== 'float32' || filter.dtype !== 'float32') {
-    return delegate('Conv2DBackpropInput', args);
-  }
-  const info = tf.backend_util.computeConv2DInfo(
-    attrs.inputShape as [number, number, number, number], filter.shape as [number, number, number, number],
-    1, 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast',
-  );
-  const { filterHeight: kh, filterWidth: kw, inChannels: cin, outChannels: cout } = info;
-  const pad = [kh - 1 - info.padInfo.top, kh - 1 - info.padInfo.bottom, kw - 1 - info.padInfo.left, kw - 1 - info.padInfo.right];
-  if (pad.some((p) => p < 0) || info.outHeight !== dy.shape[1] || info.outWidth !== dy.shape[2]) {
-    return delegate('Conv2DBackpropInput', args);
-  }
-  // Rotated filter W'[i, j, co, ci] = W[kh-1-i, kw-1-j, ci, co]: small (kh·kw·cin·cout), built in JS.
-  const rotated = backend.makeOutput([kh, kw, cout, cin], 'float32');
-  try {
-    const w = backend.typedArrayFromHeap(filter) as Float32Array;
-    const r = backend.typedArrayFromHeap(rotated) as Float32Array;
-    for (let i = 0; i < kh; i++) {
-      for (let j = 0; j < kw; j++) {
-        const src = ((kh - 1 - i) * kw + (kw - 1 - j)) * cin * cout;
-        const dst = (i * kw + j) * cout * cin;
-        for (let ci = 0; ci < cin; ci++) {
-          for (let co = 0; co < cout; co++) r[dst + co * cin + ci] = w[src + ci * cout + co];
-        }
-      }
-    }
-    return call('Conv2D', {
-      inputs: { x: dy, filter: rotated },
-      backend,
-      attrs: {
-        strides: [1, 1], dilations: [1, 1], dataFormat: 'NHWC',
-        pad: [[0, 0], [pad[0], pad[1]], [pad[2], pad[3]], [0, 0]],
-      },
-    });
-  } finally {
-    backend.disposeData(rotated.dataId);
-  }
+  return conv2dBackpropInputWasm(args) ?? delegate('Conv2DBackpropInput', args);
 }
 
 // ---------------------------------------------------------------------------------------------- MaxPoolGrad
@@ -209,6 +174,7 @@ function maxPoolGrad2x2(
 
 const OVERRIDES: ReadonlyArray<[string, (args: KernelArgs) => tf.TensorInfo]> = [
   ['BatchMatMul', batchMatMul],
+  ['Conv2D', conv2d],
   ['Conv2DBackpropInput', conv2dBackpropInput],
   ['MaxPoolGrad', maxPoolGrad],
 ];
