@@ -50,7 +50,7 @@ let queue: Promise<unknown> = Promise.resolve();
  * - 'fused': returned as is; no tfjs backend is started (the caller runs the model's fused module).
  *
  * Also registers tfjs's gradient functions and, for wasm, the project's kernels (the missing
- * Conv2DBackpropFilter, and faster BatchMatMul / Conv2DBackpropInput / MaxPoolGrad), so the thread can train.
+ * Conv2DBackpropFilter, and faster Conv2D / Conv2DBackpropInput / BatchMatMul / MaxPoolGrad), so the thread can train.
  *
  * Idempotent: a second call in the same thread returns the backend already running ('auto' keeps whatever
  * the first call chose). Calls are serialised, so concurrent callers never race tfjs's global state.
@@ -164,8 +164,9 @@ async function activate(name: TfjsBackendName): Promise<void> {
           `Backend 'wasm' failed: @tensorflow/tfjs-backend-wasm could not be loaded (${reason(err)}).`,
         );
       }
-      // Before the first training step: stock tfjs-backend-wasm 4.x has no Conv2DBackpropFilter, and its
-      // BatchMatMul (transposed), Conv2DBackpropInput and MaxPoolGrad are slow scalar loops.
+      // Before the first training step: stock tfjs-backend-wasm 4.x has no Conv2DBackpropFilter, its
+      // Conv2DBackpropInput, transposed BatchMatMul and MaxPoolGrad are slow scalar loops, and our Conv2D beats
+      // XNNPACK's on these shapes (./kernels).
       registerConv2dBackpropFilterWasm();
       registerWasmTrainingKernels();
       break;
