@@ -26,7 +26,8 @@ let cpuProbe: BusyProbe | null = null;
 let version = -1;
 
 async function init(config: RunnerConfig): Promise<RunnerReply> {
-  dataset = await loadCifar10(config.data);
+  // As `npm run coordinator` does: with remote workers the coordinator keeps labels only (they hold the images).
+  dataset = await loadCifar10(config.data, { pixels: !config.redis });
   const threadsBefore = threadIds();
   const inner = await createWorkerPool({
     options: { redis: config.redis, workers: config.workers, shardTimeoutSeconds: 300 },

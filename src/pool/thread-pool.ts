@@ -9,6 +9,8 @@ import type { EvalResult, EvalTask, ShardTask, WorkerPool } from './worker-pool.
 import type { HelloReply, ThreadTask, ThreadWorkerData } from './thread-messages.ts';
 import { validateShardResult } from './shard-result.ts';
 import { hasFusedImplementation } from '../compute/fused/fused-tutorial-cnn.ts';
+import { ShardComputer } from '../compute/shard-computer.ts';
+import { modelByName } from '../model/model-registry.ts';
 
 export interface ThreadPoolOptions {
   readonly model: string;
@@ -23,9 +25,23 @@ export interface ThreadPoolOptions {
   readonly maxAttempts?: number;
   /** Where log lines go (rejected results). */
   readonly log?: (line: string) => void;
+  /**
+   * The calling thread is one of the `threads` workers (default false): it computes the first shard of every
+   * step itself, synchronously, while `threads − 1` worker threads compute the others. For the coordinator,
+   * whose thread only waits during a step: on 2 cores, 2 worker threads + a waiting coordinator are 3 threads
+   * for 2 cores, and every result crosses threads; this way there are 2, and one result stays put. Not for a
+   * remote worker, whose thread must stay free for Redis. Ignored for tfjs-node (one thread per process).
+   */
+  readonly callerComputes?: boolean;
 }
 
 const WORKER_FILE = fileURLToPath(new URL('../../workers/thread-worker.ts', import.meta.url));
+
+/** The calling thread's own ShardComputer (ThreadPoolOptions.callerComputes) and the weights version it holds. */
+interface CallerWorker {
+  readonly computer: ShardComputer;
+  loaded: number;
+}
 
 /**
  * WorkerPool on local worker threads (piscina). Weights live in one SharedArrayBuffer that every thread reads;
@@ -40,6 +56,7 @@ export class ThreadPool implements WorkerPool {
     readonly backend: BackendName,
     readonly threads: number,
     private readonly options: ThreadPoolOptions,
+    private readonly caller: CallerWorker | null = null,
   ) {}
 
   static async create(options: ThreadPoolOptions): Promise<ThreadPool> {
@@ -69,20 +86,32 @@ export class ThreadPool implements WorkerPool {
     // Every thread gets the same explicit backend, so a run never mixes paths.
     const backend: BackendChoice = options.backend === 'auto' ? (hasFusedImplementation(options.model) ? 'fused' : 'wasm') : options.backend;
     const threads = Math.max(1, options.threads);
-    const piscina = start(threads, backend, false);
-    const replies = await Promise.all(Array.from({ length: threads }, () => hello(piscina))).catch(async (error: unknown) => {
+    const inCaller = options.callerComputes === true && threads >= 2;
+    const piscina = start(inCaller ? threads - 1 : threads, backend, false);
+    try {
+      const replies = await Promise.all(Array.from({ length: inCaller ? threads - 1 : threads }, () => hello(piscina)));
+      let caller: CallerWorker | null = null;
+      if (inCaller) {
+        const { train, test } = options.dataset;
+        const computer = await ShardComputer.create(modelByName(options.model), { train, test }, backend, {
+          allowNative: false, recipe: options.recipe ?? PLAIN_RECIPE,
+        });
+        caller = { computer, loaded: -1 };
+        replies.push({ backend: computer.backend, threadId: 0 });
+      }
+      const backends = new Set(replies.map((r) => r.backend));
+      if (backends.size !== 1) {
+        throw new BackendError(`Worker threads started on different backends (${[...backends].join(', ')}); pass --backend explicitly.`);
+      }
+      return new ThreadPool(piscina, new Float32Array(weights), new Int32Array(version), replies[0].backend, threads, options, caller);
+    } catch (error) {
       await piscina.destroy();
       throw error;
-    });
-    const backends = new Set(replies.map((r) => r.backend));
-    if (backends.size !== 1) {
-      await piscina.destroy();
-      throw new BackendError(`Worker threads started on different backends (${[...backends].join(', ')}); pass --backend explicitly.`);
     }
-    return new ThreadPool(piscina, new Float32Array(weights), new Int32Array(version), replies[0].backend, threads, options);
   }
 
   describe(): string {
+    if (this.caller) return `${this.threads} local workers: this thread + ${this.threads - 1} worker thread${this.threads === 2 ? '' : 's'} (${this.backend})`;
     return `${this.threads} local worker thread${this.threads === 1 ? '' : 's'} (${this.backend})`;
   }
 
@@ -92,14 +121,49 @@ export class ThreadPool implements WorkerPool {
   }
 
   async computeGradients(tasks: readonly ShardTask[]): Promise<Float32Array[]> {
-    return Promise.all(tasks.map((task) => this.computeShard(task)));
+    const caller = this.caller;
+    return this.inLanes(tasks, (task) => this.computeShard(task), caller && ((task) => this.computeShard(task, () => {
+      this.useCallerWeights(caller, task.weightsVersion);
+      return caller.computer.gradient(task.indices, task.step);
+    })));
   }
 
-  private async computeShard(task: ShardTask): Promise<Float32Array> {
+  /**
+   * Runs tasks on one lane per worker, each taking the next task when it is free; results in task order. The
+   * threads' lanes start first, so their first tasks are on their way before this thread's lane (when it has
+   * one) computes, synchronously; it lets the others pick up new tasks between two of its own.
+   */
+  private async inLanes<T, R>(tasks: readonly T[], onThread: (task: T) => Promise<R>, onCaller: ((task: T) => Promise<R>) | null): Promise<R[]> {
+    const results = new Array<R>(tasks.length);
+    let next = 0;
+    const lane = async (run: (task: T) => Promise<R>, yieldBetween: boolean) => {
+      for (let first = true; next < tasks.length; first = false) {
+        if (yieldBetween && !first) await new Promise((resolve) => setImmediate(resolve));
+        if (next >= tasks.length) break;
+        const i = next++;
+        results[i] = await run(tasks[i]);
+      }
+    };
+    const lanes = Array.from({ length: this.threads - (onCaller ? 1 : 0) }, () => lane(onThread, false));
+    if (onCaller) lanes.push(lane(onCaller, true));
+    await Promise.all(lanes);
+    return results;
+  }
+
+  private useCallerWeights(caller: CallerWorker, version: number): void {
+    if (caller.loaded === version) return;
+    const published = Atomics.load(this.version, 0);
+    if (published !== version) throw new ShardResultError(`This thread was asked for weights version ${version} but version ${published} is published.`);
+    caller.computer.setWeights(this.weights);
+    caller.loaded = version;
+  }
+
+  /** One shard on a worker thread, or with `inCaller` on this one; a result that fails validation is recomputed. */
+  private async computeShard(task: ShardTask, inCaller?: () => Float32Array): Promise<Float32Array> {
     const attempts = this.options.maxAttempts ?? 3;
     for (let attempt = 1; ; attempt++) {
       const message: ThreadTask = { kind: 'gradient', step: task.step, weightsVersion: task.weightsVersion, indices: task.indices };
-      const result: unknown = await this.piscina.run(message);
+      const result: unknown = inCaller ? inCaller() : await this.piscina.run(message);
       try {
         return validateShardResult(result, this.options.parameterCount, task.indices.length, `a local worker thread (step ${task.step}, shard ${task.shard})`);
       } catch (error) {
@@ -110,15 +174,18 @@ export class ThreadPool implements WorkerPool {
   }
 
   async evaluate(tasks: readonly EvalTask[]): Promise<EvalResult[]> {
-    return Promise.all(
-      tasks.map(async (task) => {
-        const message: ThreadTask = { kind: 'evaluate', weightsVersion: task.weightsVersion, start: task.start, end: task.end };
-        return (await this.piscina.run(message)) as EvalResult;
-      }),
-    );
+    const caller = this.caller;
+    return this.inLanes(tasks, async (task) => {
+      const message: ThreadTask = { kind: 'evaluate', weightsVersion: task.weightsVersion, start: task.start, end: task.end };
+      return (await this.piscina.run(message)) as EvalResult;
+    }, caller && (async (task) => {
+      this.useCallerWeights(caller, task.weightsVersion);
+      return caller.computer.evaluate(task.start, task.end);
+    }));
   }
 
   async close(): Promise<void> {
+    this.caller?.computer.dispose();
     await this.piscina.destroy();
   }
 }

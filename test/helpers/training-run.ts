@@ -35,11 +35,11 @@ export interface RecordedRun extends TrainerOutcome {
 export async function recordRun(
   dataset: Cifar10Dataset,
   settings: RunSettings,
-  opts: { threads?: number; pool?: WorkerPool; resumeFrom?: Checkpoint; outDir?: string; stopAfterStep?: number } = {},
+  opts: { threads?: number; callerComputes?: boolean; pool?: WorkerPool; resumeFrom?: Checkpoint; outDir?: string; stopAfterStep?: number } = {},
 ): Promise<RecordedRun> {
   const pool = opts.pool ?? (await ThreadPool.create({
     model: settings.model, parameterCount: settings.parameterCount, dataset, threads: opts.threads ?? 1, backend: settings.backend,
-    recipe: { seed: settings.seed, augment: settings.augment, labelSmoothing: settings.labelSmoothing },
+    recipe: { seed: settings.seed, augment: settings.augment, labelSmoothing: settings.labelSmoothing }, callerComputes: opts.callerComputes,
   }));
   const outDir = opts.outDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'run-')));
   const stepHashes: string[] = [];
