@@ -34,7 +34,7 @@ export const COORDINATOR_FLAGS: FlagTable<TrainOptions> = {
   'label-smoothing': { kind: 'number', key: 'labelSmoothing', help: 'Label smoothing of the cross-entropy, in [0, 1)', min: 0 },
   seed: { kind: 'integer', key: 'seed', help: 'Seed of the initial weights and the shuffles', min: 0 },
   shards: { kind: 'integer', key: 'shards', help: 'Parts each batch is cut into (part of the run: results depend on it, not on --workers)', min: 1 },
-  workers: { kind: 'integer', key: 'workers', help: 'Local workers: this thread + N−1 worker threads (one per CPU unless told)', min: 1 },
+  workers: { kind: 'integer', key: 'workers', help: 'Local workers, one per CPU unless told; with 2 or more, this thread is one of them', min: 1 },
   out: { kind: 'string', key: 'out', help: 'Folder for model, checkpoint, metrics.jsonl, eval.json' },
   'train-limit': { kind: 'integer', key: 'trainLimit', help: 'Use only the first N training images', min: 1 },
   'test-limit': { kind: 'integer', key: 'testLimit', help: 'Use only the first N test images', min: 1 },

@@ -27,7 +27,7 @@ export interface TrainOptions {
   seed: number;
   /** How many parts each batch is cut into (--shards). Part of the run's identity: results depend on it, never on --workers. */
   shards: number;
-  /** Local workers (--workers): the coordinator's thread + N − 1 worker threads; ignored with --redis, where whoever runs `npm run worker` computes. */
+  /** Local workers (--workers): with N ≥ 2 the coordinator's thread + N − 1 worker threads, with 1 one worker thread; ignored with --redis. */
   workers: number;
   /** Where the model, checkpoint, metrics.jsonl and eval.json go (--out). */
   out: string;
