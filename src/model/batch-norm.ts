@@ -45,8 +45,7 @@ export function batchNormReluTraining(
       const { dx, dGamma, dBeta } = kernel.backward(dy.dataSync() as Float32Array, fwd, g);
       return [tf.tensor4d(dx, xt.shape), tf.tensor1d(Float32Array.from(dGamma)), tf.tensor1d(Float32Array.from(dBeta))];
     };
-    const y = fwd.y;
-    return { value: tf.tensor4d(y, xt.shape), gradFunc };
+    return { value: tf.tensor4d(fwd.y, xt.shape), gradFunc };
   });
   return op(x, gamma, beta) as tf.Tensor4D;
 }

@@ -11,6 +11,7 @@ import { validateShardResult } from './shard-result.ts';
 import { hasFusedImplementation } from '../compute/fused/fused-tutorial-cnn.ts';
 import { ShardComputer } from '../compute/shard-computer.ts';
 import { modelByName } from '../model/model-registry.ts';
+import { PublishedWeights } from './published-weights.ts';
 
 export interface ThreadPoolOptions {
   readonly model: string;
@@ -26,8 +27,8 @@ export interface ThreadPoolOptions {
   /** Where log lines go (rejected results). */
   readonly log?: (line: string) => void;
   /**
-   * The calling thread is one of the `threads` workers (default false): it computes the first shard of every
-   * step itself, synchronously, while `threads − 1` worker threads compute the others. For the coordinator,
+   * The calling thread is one of the `threads` workers (default false): it computes its share of every step's
+   * shards (and evaluation chunks) itself, synchronously, while `threads − 1` worker threads compute the rest. For the coordinator,
    * whose thread only waits during a step: on 2 cores, 2 worker threads + a waiting coordinator are 3 threads
    * for 2 cores, and every result crosses threads; this way there are 2, and one result stays put. Not for a
    * remote worker, whose thread must stay free for Redis. Ignored for tfjs-node (one thread per process).
@@ -37,10 +38,10 @@ export interface ThreadPoolOptions {
 
 const WORKER_FILE = fileURLToPath(new URL('../../workers/thread-worker.ts', import.meta.url));
 
-/** The calling thread's own ShardComputer (ThreadPoolOptions.callerComputes) and the weights version it holds. */
+/** The calling thread's own ShardComputer (ThreadPoolOptions.callerComputes) and its view of the published weights. */
 interface CallerWorker {
   readonly computer: ShardComputer;
-  loaded: number;
+  readonly weights: PublishedWeights;
 }
 
 /**
@@ -96,7 +97,7 @@ export class ThreadPool implements WorkerPool {
         const computer = await ShardComputer.create(modelByName(options.model), { train, test }, backend, {
           allowNative: false, recipe: options.recipe ?? PLAIN_RECIPE,
         });
-        caller = { computer, loaded: -1 };
+        caller = { computer, weights: new PublishedWeights(new Float32Array(weights), new Int32Array(version), 'This thread') };
         replies.push({ backend: computer.backend, threadId: 0 });
       }
       const backends = new Set(replies.map((r) => r.backend));
@@ -123,7 +124,7 @@ export class ThreadPool implements WorkerPool {
   async computeGradients(tasks: readonly ShardTask[]): Promise<Float32Array[]> {
     const caller = this.caller;
     return this.inLanes(tasks, (task) => this.computeShard(task), caller && ((task) => this.computeShard(task, () => {
-      this.useCallerWeights(caller, task.weightsVersion);
+      caller.weights.loadInto(caller.computer, task.weightsVersion);
       return caller.computer.gradient(task.indices, task.step);
     })));
   }
@@ -150,14 +151,6 @@ export class ThreadPool implements WorkerPool {
     return results;
   }
 
-  private useCallerWeights(caller: CallerWorker, version: number): void {
-    if (caller.loaded === version) return;
-    const published = Atomics.load(this.version, 0);
-    if (published !== version) throw new ShardResultError(`This thread was asked for weights version ${version} but version ${published} is published.`);
-    caller.computer.setWeights(this.weights);
-    caller.loaded = version;
-  }
-
   /** One shard on a worker thread, or with `inCaller` on this one; a result that fails validation is recomputed. */
   private async computeShard(task: ShardTask, inCaller?: () => Float32Array): Promise<Float32Array> {
     const attempts = this.options.maxAttempts ?? 3;
@@ -179,7 +172,7 @@ export class ThreadPool implements WorkerPool {
       const message: ThreadTask = { kind: 'evaluate', weightsVersion: task.weightsVersion, start: task.start, end: task.end };
       return (await this.piscina.run(message)) as EvalResult;
     }, caller && (async (task) => {
-      this.useCallerWeights(caller, task.weightsVersion);
+      caller.weights.loadInto(caller.computer, task.weightsVersion);
       return caller.computer.evaluate(task.start, task.end);
     }));
   }
