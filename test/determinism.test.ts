@@ -41,7 +41,8 @@ test("the coordinator's thread computing one worker's share (npm run coordinator
   const dataset = await loadCifar10(fixture.dir);
   const settings = settingsFor(dataset, { batchSize: 10, shards: 3, epochs: 1 });
   const reference = await recordRun(dataset, settings, { threads: 1 });
-  for (const threads of [2, 3]) {
+  // 1: this thread alone, no worker thread (a remote worker with --concurrency 1).
+  for (const threads of [1, 2, 3]) {
     const run = await recordRun(dataset, settings, { threads, callerComputes: true });
     t.deepEqual(run.stepHashes, reference.stepHashes, `this thread + ${threads - 1}`);
   }

@@ -248,6 +248,8 @@ export class RemoteWorker {
       pool = await ThreadPool.create({
         model: a.model, parameterCount: a.parameterCount, dataset: this.options.dataset, threads: this.options.concurrency,
         backend: a.backend, recipe: a.recipe, log: this.options.log,
+        // One job at a time: computed on this thread, with no hop to a worker thread and back.
+        callerComputes: this.options.concurrency === 1,
       });
     } catch (error) {
       return this.refuse(keys, `backend '${a.backend}' does not start here: ${(error as Error).message}`);

@@ -36,7 +36,8 @@ export async function createWorkerPool(input: CreateWorkerPoolInput): Promise<Wo
   return ThreadPool.create({
     model: input.model.name, parameterCount: input.parameterCount, dataset: input.dataset,
     threads: input.options.workers, backend: input.backend, recipe: input.recipe, log: input.log,
-    // The coordinator's thread only waits during a step: it computes one of the --workers shares itself.
-    callerComputes: true,
+    // The coordinator's thread only waits during a step: it computes one of the --workers shares itself
+    // (--workers 1 stays one worker thread, as --help says).
+    callerComputes: input.options.workers >= 2,
   });
 }

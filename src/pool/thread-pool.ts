@@ -28,10 +28,12 @@ export interface ThreadPoolOptions {
   readonly log?: (line: string) => void;
   /**
    * The calling thread is one of the `threads` workers (default false): it computes its share of every step's
-   * shards (and evaluation chunks) itself, synchronously, while `threads − 1` worker threads compute the rest. For the coordinator,
-   * whose thread only waits during a step: on 2 cores, 2 worker threads + a waiting coordinator are 3 threads
-   * for 2 cores, and every result crosses threads; this way there are 2, and one result stays put. Not for a
-   * remote worker, whose thread must stay free for Redis. Ignored for tfjs-node (one thread per process).
+   * shards (and evaluation chunks) itself, synchronously, while `threads − 1` worker threads compute the rest;
+   * with `threads` 1 there are no worker threads at all. For the coordinator, whose thread only waits during a
+   * step: on 2 cores, 2 worker threads + a waiting coordinator are 3 threads for 2 cores, and every result
+   * crosses threads; this way there are 2, and one result stays put. For a remote worker with one thread: no
+   * hop to a thread and back for every job (its event loop then waits for one task's compute at most, far
+   * less than a BullMQ lock). Ignored for tfjs-node (one thread per process).
    */
   readonly callerComputes?: boolean;
 }
@@ -51,7 +53,8 @@ interface CallerWorker {
  */
 export class ThreadPool implements WorkerPool {
   private constructor(
-    private readonly piscina: Piscina,
+    /** The worker threads; null when the calling thread is the only worker. */
+    private readonly piscina: Piscina | null,
     private readonly weights: Float32Array,
     private readonly version: Int32Array,
     readonly backend: BackendName,
@@ -87,10 +90,11 @@ export class ThreadPool implements WorkerPool {
     // Every thread gets the same explicit backend, so a run never mixes paths.
     const backend: BackendChoice = options.backend === 'auto' ? (hasFusedImplementation(options.model) ? 'fused' : 'wasm') : options.backend;
     const threads = Math.max(1, options.threads);
-    const inCaller = options.callerComputes === true && threads >= 2;
-    const piscina = start(inCaller ? threads - 1 : threads, backend, false);
+    const inCaller = options.callerComputes === true;
+    const threadCount = inCaller ? threads - 1 : threads;
+    const piscina = threadCount > 0 ? start(threadCount, backend, false) : null;
     try {
-      const replies = await Promise.all(Array.from({ length: inCaller ? threads - 1 : threads }, () => hello(piscina)));
+      const replies = piscina ? await Promise.all(Array.from({ length: threadCount }, () => hello(piscina))) : [];
       let caller: CallerWorker | null = null;
       if (inCaller) {
         const { train, test } = options.dataset;
@@ -106,12 +110,13 @@ export class ThreadPool implements WorkerPool {
       }
       return new ThreadPool(piscina, new Float32Array(weights), new Int32Array(version), replies[0].backend, threads, options, caller);
     } catch (error) {
-      await piscina.destroy();
+      await piscina?.destroy();
       throw error;
     }
   }
 
   describe(): string {
+    if (this.caller && this.threads === 1) return `1 local worker: this thread (${this.backend})`;
     if (this.caller) return `${this.threads} local workers: this thread + ${this.threads - 1} worker thread${this.threads === 2 ? '' : 's'} (${this.backend})`;
     return `${this.threads} local worker thread${this.threads === 1 ? '' : 's'} (${this.backend})`;
   }
@@ -156,7 +161,7 @@ export class ThreadPool implements WorkerPool {
     const attempts = this.options.maxAttempts ?? 3;
     for (let attempt = 1; ; attempt++) {
       const message: ThreadTask = { kind: 'gradient', step: task.step, weightsVersion: task.weightsVersion, indices: task.indices };
-      const result: unknown = inCaller ? inCaller() : await this.piscina.run(message);
+      const result: unknown = inCaller ? inCaller() : await this.onThread(message);
       try {
         return validateShardResult(result, this.options.parameterCount, task.indices.length, `a local worker thread (step ${task.step}, shard ${task.shard})`);
       } catch (error) {
@@ -170,16 +175,22 @@ export class ThreadPool implements WorkerPool {
     const caller = this.caller;
     return this.inLanes(tasks, async (task) => {
       const message: ThreadTask = { kind: 'evaluate', weightsVersion: task.weightsVersion, start: task.start, end: task.end };
-      return (await this.piscina.run(message)) as EvalResult;
+      return (await this.onThread(message)) as EvalResult;
     }, caller && (async (task) => {
       caller.weights.loadInto(caller.computer, task.weightsVersion);
       return caller.computer.evaluate(task.start, task.end);
     }));
   }
 
+  /** Runs a task on a worker thread (inLanes gives thread lanes only when there are threads). */
+  private onThread(message: ThreadTask): Promise<unknown> {
+    if (!this.piscina) throw new Error('ThreadPool: a task for a worker thread, but this pool has none');
+    return this.piscina.run(message);
+  }
+
   async close(): Promise<void> {
     this.caller?.computer.dispose();
-    await this.piscina.destroy();
+    await this.piscina?.destroy();
   }
 }
 
