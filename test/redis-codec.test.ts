@@ -13,6 +13,7 @@ import { secretCheck, signResult, verifyResult } from '../src/redis/result-signi
 import { WeightsStore, WeightsUnavailable, fetchWeights } from '../src/redis/weights-store.ts';
 import { announceRun, listRuns, type RunAnnouncement } from '../src/redis/run-announcement.ts';
 import { countRunKeys, deleteRunKeys, sweepAbandonedRuns } from '../src/redis/run-cleanup.ts';
+import { RESULT_TTL_S, decodeResultEntry, encodeResultEntry, popResult, pushResult } from '../src/redis/result-list.ts';
 import { WeightsGate } from '../workers/remote-worker.ts';
 import { redisClient, scanKeys, sleep, testNamespace } from './fixtures/redis-harness.ts';
 
@@ -43,7 +44,7 @@ test('Redis URLs: AUTH user and password, database, TLS with rediss://, and pass
 
 test('keys: every key of a run under its prefix; job ids round-trip; namespaces validated', (t) => {
   const keys = new RunKeys('ns-1', '20260101-120000-abcdef');
-  for (const key of [keys.announce, keys.weights(12), keys.result('g3-1-2'), keys.worker('host:42'), keys.events]) {
+  for (const key of [keys.announce, keys.weights(12), keys.results, keys.worker('host:42'), keys.events]) {
     t.true(key.startsWith(`${keys.prefix}:`), key);
   }
   t.is(keys.pattern, 'ns-1:run:20260101-120000-abcdef:*');
@@ -133,6 +134,32 @@ test('weights store (real Redis): one binary value per version, older versions d
   await new WeightsStore(redis, keys, undefined).publish(1, new Float32Array(1000));
   await t.throwsAsync(fetchWeights(redis, keys, 1, 1000, 'k'), { instanceOf: WeightsUnavailable, message: /unsigned/ });
   t.deepEqual(decodeWeights((await redis.getBuffer(keys.weights(1)))!).values, new Float32Array(1000));
+});
+
+test('result list (real Redis): entries arrive whole and in order, name their job and worker, and expire with the run', async (t) => {
+  const redis = redisClient();
+  const popper = redisClient();
+  t.teardown(() => Promise.all([redis.quit(), popper.quit()]));
+  const keys = new RunKeys(testNamespace('results'), newRunId());
+  t.teardown(() => deleteRunKeys(redis, keys));
+  const envelope = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 31) & 255)); // newlines included
+  await pushResult(redis, keys, encodeResultEntry('g3-1-1', 'host:42', envelope));
+  await pushResult(redis, keys, encodeResultEntry('g3-0-1', 'name with "quotes"\nand a newline', Buffer.alloc(0)));
+  const ttl = await redis.ttl(keys.results);
+  t.true(ttl > RESULT_TTL_S - 5 && ttl <= RESULT_TTL_S, `ttl ${ttl}`);
+  const first = decodeResultEntry((await popResult(popper, keys, 1000))!);
+  t.deepEqual({ ...first, envelope: first.envelope.equals(envelope) }, { jobId: 'g3-1-1', worker: 'host:42', envelope: true });
+  const second = decodeResultEntry((await popResult(popper, keys, 1000))!);
+  t.is(second.worker, 'name with "quotes"\nand a newline');
+  t.is(second.envelope.length, 0);
+  const started = Date.now();
+  t.is(await popResult(popper, keys, 200), null, 'an empty list: null after the wait');
+  t.true(Date.now() - started >= 150);
+
+  t.throws(() => decodeResultEntry(Buffer.alloc(2000, 1)), { instanceOf: CodecError, message: /no header line within its first 1024 bytes/ });
+  t.throws(() => decodeResultEntry(Buffer.from('{"job": 3\nxyz')), { instanceOf: CodecError, message: /header is not JSON/ });
+  t.throws(() => decodeResultEntry(Buffer.from('{"job": 3, "worker": "w"}\nxyz')), { instanceOf: CodecError, message: /names no job and worker/ });
+  t.throws(() => decodeResultEntry(Buffer.from('null\n')), { instanceOf: CodecError, message: /names no job and worker/ });
 });
 
 test('run cleanup (real Redis): a run\'s keys all go; abandoned runs and earlier attempts are swept, live runs kept', async (t) => {

@@ -14,6 +14,7 @@ import {
 import { QUEUE_NAME, RunKeys } from '../src/redis/keys.ts';
 import { RESULT_FORMAT, encodeGradientPayload, encodeResult, parseJobData, subjectPosition, taskDigest } from '../src/redis/payload-codec.ts';
 import { signResult } from '../src/redis/result-signing.ts';
+import { encodeResultEntry, pushResult } from '../src/redis/result-list.ts';
 import { shardResultLength } from '../src/pool/shard-result.ts';
 
 const EPOCHS = ['--epochs', '2'];
@@ -151,7 +152,7 @@ test('duplicate, late, malformed, wrong-length, NaN, unsigned and badly signed r
       const bytes = kind === 'malformed'
         ? encodeResult({ format: RESULT_FORMAT, runId: keys.runId, jobId: String(job.id), worker: 'rogue', kind: data.kind, ...position, weightsVersion: version, payload }).subarray(0, 200)
         : encodeResult({ format: RESULT_FORMAT, runId: keys.runId, jobId: String(job.id), worker: 'rogue', kind: data.kind, ...position, weightsVersion: version, payload, ...(signature ? { signature } : {}) });
-      await redis.set(keys.result(String(job.id)), bytes);
+      await pushResult(redis, keys, encodeResultEntry(String(job.id), 'rogue', bytes));
       if (served >= kinds.length) void rogue.close();
       return { worker: 'rogue' };
     },
@@ -160,13 +161,14 @@ test('duplicate, late, malformed, wrong-length, NaN, unsigned and badly signed r
   cleanups.push(() => rogue.close(true));
   await until(async () => served >= 1, 20_000, 'the rogue to take a job');
 
-  // An honest worker computes the other shard of step 0; its completion is then replayed as a duplicate.
+  // An honest worker computes the other shard of step 0; a second result for that shard then arrives.
   const honest = track(await startWorker({ namespace: ns, data: fixture.dir, name: 'honest', env: { TRAINER_SECRET: secret } }));
   const completed = await until(async () => {
     const reply = (await redis.xrange(keys.events, '-', '+')) as [string, string[]][];
     return reply.map(([, f]) => f).find((f) => f[f.indexOf('event') + 1] === 'completed');
   }, 30_000, 'the honest worker\'s first result');
-  await redis.xadd(keys.events, '*', ...completed);
+  const honestJob = completed[completed.indexOf('jobId') + 1];
+  await pushResult(redis, keys, encodeResultEntry(honestJob, 'honest', Buffer.from('a second copy')));
   await until(async () => /duplicate result/.test(coordinator.output()), 10_000, 'the duplicate to be seen');
   releaseFirst();
 

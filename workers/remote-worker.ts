@@ -2,13 +2,14 @@
  * The remote worker process (`npm run worker`): a long-lived server of whichever runs are active in its Redis
  * namespace. Every half second it reads `<namespace>:runs` and each run's announcement; for a run it can serve
  * (same data fingerprint, a backend it runs, the right secret, a model it knows) it starts
- *   - a ThreadPool (piscina threads running workers/thread-worker.ts, exactly the coordinator's local threads):
- *     the compute happens off this thread, so BullMQ's lock renewal on the event loop never starves;
+ *   - a ThreadPool (piscina threads running workers/thread-worker.ts, exactly the coordinator's local threads);
+ *     with --concurrency 1 it computes on this thread instead, which saves a hop to a thread and back per job
+ *     and only delays BullMQ's lock renewal by one task's compute, far less than the lock;
  *   - a BullMQ Worker on the run's queue with concurrency = number of threads.
  * A job names a weights version; the worker fetches each version once (weights:<v>), waits until the threads
- * are done with the previous one, publishes it to them, computes, and leaves the signed result bytes at
- * result:<jobId> before completing the job. A run it cannot serve is refused once, with the reason logged and
- * published for the coordinator. When the run announces 'closing' (or its announcement is gone for a while)
+ * are done with the previous one, publishes it to them, computes, and pushes the signed result onto the run's
+ * result list (result-list.ts) before completing the job. A run it cannot serve is refused once, with the
+ * reason logged and published for the coordinator. When the run announces 'closing' (or its announcement is gone for a while)
  * the worker leaves it.
  */
 import os from 'node:os';
@@ -27,6 +28,7 @@ import { deleteRunKeys } from '../src/redis/run-cleanup.ts';
 import { WeightsUnavailable, fetchWeights } from '../src/redis/weights-store.ts';
 import { removePresence, writePresence } from '../src/redis/worker-presence.ts';
 import { secretCheck, signResult } from '../src/redis/result-signing.ts';
+import { encodeResultEntry, pushResult } from '../src/redis/result-list.ts';
 import {
   type JobData, RESULT_FORMAT, decodeIndices, encodeEvalPayload, encodeGradientPayload, encodeResult, parseJobData,
   subjectPosition, taskDigest,
@@ -57,8 +59,6 @@ export interface RemoteWorkerOptions {
   readonly jobDelayMs?: number;
 }
 
-/** Result key lifetime: a result nobody collects (its run died) disappears by itself. */
-const RESULT_TTL_S = 600;
 const PRESENCE_TTL_MS = 10_000;
 
 /** A run this worker serves. */
@@ -370,7 +370,7 @@ export class RemoteWorker {
       format: RESULT_FORMAT, runId: keys.runId, jobId: String(job.id), worker: this.id, kind: data.kind, ...position,
       weightsVersion: data.weightsVersion, payload, ...(signature ? { signature } : {}),
     });
-    await this.redis.set(keys.result(String(job.id)), bytes, 'EX', RESULT_TTL_S);
+    await pushResult(this.redis, keys, encodeResultEntry(String(job.id), this.id, bytes));
     a.jobs += 1;
     if (this.options.verbose) {
       this.options.log(`Job ${job.id} (${data.kind === 'gradient' ? `step ${data.step} shard ${data.shard}` : `test ${data.start}–${data.end - 1}`}) in ${(performance.now() - started).toFixed(0)} ms.`);

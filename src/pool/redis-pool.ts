@@ -5,8 +5,9 @@
  *   coordinator                               Redis (all under <namespace>:run:<runId>:)        worker
  *   publishWeights(v) ─ SET weights:<v> ────▶ weights:<v>  (binary, once per step) ─── GET once per v ─▶
  *   computeGradients ─ addBulk jobs ────────▶ tasks:* (BullMQ queue; job = ids + indices) ─ takes job ─▶
- *                    ◀─ XREAD tasks:events ── 'completed' g<round>-<shard>-<attempt> ◀── SET result:<job>
- *                    ─ GET + DEL result:<job>  (msgpack: Float32Array bytes, HMAC-signed with TRAINER_SECRET)
+ *                    ◀─ BLPOP results ─────── results (list; msgpack Float32Array bytes, ◀──── RPUSH ─── then
+ *                                              HMAC-signed with TRAINER_SECRET)                  completes the job
+ *                    ◀─ XREAD tasks:events ── 'failed' / 'stalled' jobs
  *
  * Every result is checked before it is used (run, task, weights version, signature, length, NaN/Inf); one that
  * fails is logged with the worker's id, counted, and its shard computed again as a new job. Results are
@@ -37,6 +38,7 @@ import {
   CodecError, type JobData, type ResultEnvelope, decodeEvalPayload, decodeGradientPayload, decodeResult, encodeIndices,
   subjectPosition, taskDigest, JOB_FORMAT,
 } from '../redis/payload-codec.ts';
+import { decodeResultEntry, popResult } from '../redis/result-list.ts';
 
 export interface RedisPoolOptions {
   readonly url: string;
@@ -97,6 +99,25 @@ interface StreamEvent {
   readonly fields: Record<string, string>;
 }
 
+/** A read from Redis in flight, kept across rounds until it answers (nothing it returns is lost). */
+interface PendingRead<T> {
+  readonly promise: Promise<T>;
+  settled: boolean;
+  value?: T;
+}
+
+function pendingRead<T>(promise: Promise<T>): PendingRead<T> {
+  const read: PendingRead<T> = {
+    promise: promise.then((value) => {
+      read.settled = true;
+      read.value = value;
+      return value;
+    }),
+    settled: false,
+  };
+  return read;
+}
+
 const DEFAULT_ANNOUNCE_TTL_S = 10;
 const DEFAULT_OUTAGE_S = 60;
 const TICK_MS = 1000;
@@ -104,7 +125,8 @@ const TICK_MS = 1000;
 export class RedisPool implements WorkerPool {
   private round = 0;
   private lastEventId = '0-0';
-  private pendingRead: Promise<StreamEvent[]> | undefined;
+  private eventRead: PendingRead<StreamEvent[]> | undefined;
+  private resultPop: PendingRead<Buffer | null> | undefined;
   private currentVersion = -1;
   private currentWeights: Float32Array | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -126,6 +148,7 @@ export class RedisPool implements WorkerPool {
     private readonly target: RedisTarget,
     private readonly redis: Redis,
     private readonly events: Redis,
+    private readonly results: Redis,
     private readonly queueClient: Redis,
     private readonly queue: Queue,
     readonly keys: RunKeys,
@@ -161,6 +184,7 @@ export class RedisPool implements WorkerPool {
 
     const redis = openClient(target, 'cifar-dp:coordinator');
     const events = openClient(target, 'cifar-dp:coordinator-events');
+    const results = openClient(target, 'cifar-dp:coordinator-results');
     // BullMQ gets a client of ours, so that closing never waits on a connection BullMQ keeps retrying.
     const queueClient = openClient(target, 'cifar-dp:coordinator-queue');
     let queue: Queue | undefined;
@@ -183,7 +207,7 @@ export class RedisPool implements WorkerPool {
         ...(secret ? { secretCheck: secretCheck(secret, keys.runId) } : {}), owner, host, pid: process.pid, startedAt: new Date().toISOString(),
       };
       await announceRun(redis, keys, announcement, ttlMs);
-      const pool = new RedisPool(options, target, redis, events, queueClient, queue, keys, announcement, new WeightsStore(redis, keys, secret), secret, backend);
+      const pool = new RedisPool(options, target, redis, events, results, queueClient, queue, keys, announcement, new WeightsStore(redis, keys, secret), secret, backend);
       pool.heartbeat = setInterval(() => void pool.beat(), Math.max(200, ttlMs / 5));
       pool.heartbeat.unref();
       options.log(
@@ -195,6 +219,7 @@ export class RedisPool implements WorkerPool {
       await queue?.close().catch(() => undefined);
       redis.disconnect();
       events.disconnect();
+      results.disconnect();
       queueClient.disconnect();
       if (error instanceof Error && error.name === 'RedisConnectionError') throw error;
       throw redisConnectionError(target, error);
@@ -284,6 +309,7 @@ export class RedisPool implements WorkerPool {
       if (this.disconnectedSince === undefined) await quick(this.queue.close());
       this.queueClient.disconnect();
       this.events.disconnect();
+      this.results.disconnect();
       if (this.disconnectedSince !== undefined || !(await quick(this.redis.quit()))) this.redis.disconnect();
     }
   }
@@ -308,12 +334,12 @@ export class RedisPool implements WorkerPool {
     for (const task of tasks) task.jobId = jobId(this.jobName(task));
     await this.submit(tasks.filter((t) => !t.submitted));
 
-    let pending = tasks.length;
-    while (pending > 0) {
-      for (const event of await this.nextEvents(TICK_MS)) {
-        pending -= await this.handleEvent(event, kind, round, tasks);
-      }
-      if (pending === 0) break;
+    const open = () => tasks.some((t) => t.result === undefined);
+    while (open()) {
+      const arrived = await this.nextArrivals(TICK_MS);
+      for (const entry of arrived.results) this.handleResult(entry, kind, round, tasks);
+      for (const event of arrived.events) this.handleEvent(event, kind, round, tasks);
+      if (!open()) break;
       const now = Date.now();
       this.checkConnection(now);
       if (this.recoveries !== recoveriesSeen) {
@@ -366,24 +392,32 @@ export class RedisPool implements WorkerPool {
     task.submitted = false;
   }
 
-  /** Reads BullMQ's event stream from where the last read stopped; [] after `ms` without events. */
-  private async nextEvents(ms: number): Promise<StreamEvent[]> {
-    this.pendingRead ??= this.readEvents();
+  /**
+   * What arrived within `ms`: results popped from the run's list, and BullMQ's events from where the last read
+   * stopped; both empty after `ms` of quiet. The two reads wait side by side, each on its own connection.
+   */
+  private async nextArrivals(ms: number): Promise<{ results: Buffer[]; events: StreamEvent[] }> {
+    this.eventRead ??= pendingRead(this.readEvents().catch(() => []));
+    this.resultPop ??= pendingRead(popResult(this.results, this.keys, TICK_MS).catch(() => null));
     let timer: NodeJS.Timeout | undefined;
-    const tick = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), ms);
+    const tick = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
     });
     try {
-      const events = await Promise.race([this.pendingRead, tick]);
-      if (events === undefined) return [];
-      this.pendingRead = undefined;
-      return events;
-    } catch {
-      this.pendingRead = undefined;
-      return [];
+      await Promise.race([this.eventRead.promise, this.resultPop.promise, tick]);
     } finally {
       clearTimeout(timer);
     }
+    const arrived = { results: [] as Buffer[], events: [] as StreamEvent[] };
+    if (this.resultPop.settled) {
+      if (this.resultPop.value) arrived.results.push(this.resultPop.value);
+      this.resultPop = undefined;
+    }
+    if (this.eventRead.settled) {
+      arrived.events = this.eventRead.value ?? [];
+      this.eventRead = undefined;
+    }
+    return arrived;
   }
 
   private async readEvents(): Promise<StreamEvent[]> {
@@ -402,61 +436,60 @@ export class RedisPool implements WorkerPool {
     return out;
   }
 
-  /** Applies one queue event to the round; returns 1 when it completed a task. */
-  private async handleEvent<T>(event: StreamEvent, kind: TaskKind, round: number, tasks: RoundTask<T>[]): Promise<number> {
+  /** Applies one queue event to the round: a failed job is computed again, a stalled one is reported. */
+  private handleEvent<T>(event: StreamEvent, kind: TaskKind, round: number, tasks: RoundTask<T>[]): void {
     const { event: type, jobId: id } = event.fields;
-    if (type !== 'completed' && type !== 'failed' && type !== 'stalled') return 0;
+    // 'completed' says nothing new: the result itself came through the result list.
+    if (type !== 'failed' && type !== 'stalled') return;
     const name = parseJobId(id);
-    const claimed = claimedWorker(event.fields.returnvalue);
     const task = name && name.kind === kind && name.round === round ? tasks[name.index] : undefined;
-
+    if (!task || task.result !== undefined) return;
     if (type === 'stalled') {
-      if (task && task.result === undefined) {
-        this.options.log(`Job ${id} (${task.label}) stalled: its worker stopped renewing the job's lock (killed or hung). BullMQ put it back in the queue for another worker.`);
-      }
-      return 0;
+      this.options.log(`Job ${id} (${task.label}) stalled: its worker stopped renewing the job's lock (killed or hung). BullMQ put it back in the queue for another worker.`);
+    } else if (task.jobId === id) {
+      this.retry(task);
+      this.options.log(`${capitalize(task.label)} failed on a worker (job ${id}): ${event.fields.failedReason ?? 'no reason given'}. Computing it again (attempt ${task.attempt}).`);
     }
-    if (type === 'failed') {
-      if (task && task.result === undefined && task.jobId === id) {
-        this.retry(task);
-        this.options.log(`${capitalize(task.label)} failed on a worker (job ${id}): ${event.fields.failedReason ?? 'no reason given'}. Computing it again (attempt ${task.attempt}).`);
-      }
-      return 0;
-    }
+  }
 
-    // 'completed': the result bytes wait at result:<jobId>.
-    const resultKey = this.keys.result(String(id));
+  /** Applies one entry of the result list to the round: a task's result, or a rejection logged and counted. */
+  private handleResult<T>(bytes: Buffer, kind: TaskKind, round: number, tasks: RoundTask<T>[]): void {
+    this.traffic.resultBytes += bytes.length;
+    let id: string;
+    let worker: string;
+    let envelopeBytes: Buffer;
+    try {
+      const entry = decodeResultEntry(bytes);
+      id = entry.jobId;
+      worker = JSON.stringify(entry.worker);
+      envelopeBytes = entry.envelope;
+    } catch (error) {
+      if (!(error instanceof CodecError)) throw error;
+      // Its job, unknown, is computed again once BullMQ has forgotten it (resubmitVanished).
+      this.reject('malformed', `Ignored an unreadable entry of the result list: ${error.message}.`);
+      return;
+    }
+    const name = parseJobId(id);
+    const task = name && name.kind === kind && name.round === round ? tasks[name.index] : undefined;
     if (!name) {
-      this.reject('malformed', `Ignored a completion of job ${JSON.stringify(id)}, which is no job of this run, from worker ${claimed}.`);
-      return 0;
+      this.reject('malformed', `Ignored a result for ${JSON.stringify(id)}, which is no job of this run, from worker ${worker}.`);
+      return;
     }
     if (!task) {
-      await this.redis.unlink(resultKey).catch(() => undefined);
-      this.reject('late', `Ignored a late result of job ${id} from worker ${claimed}: that ${name.kind === 'gradient' ? 'step' : 'evaluation'} is already complete.`);
-      return 0;
+      this.reject('late', `Ignored a late result of job ${id} from worker ${worker}: that ${name.kind === 'gradient' ? 'step' : 'evaluation'} is already complete.`);
+      return;
     }
     if (task.result !== undefined) {
-      await this.redis.unlink(resultKey).catch(() => undefined);
-      this.reject('duplicate', `Ignored a duplicate result for ${task.label} (job ${id}) from worker ${claimed}: that shard is already in.`);
-      return 0;
+      this.reject('duplicate', `Ignored a duplicate result for ${task.label} (job ${id}) from worker ${worker}: that shard is already in.`);
+      return;
     }
-    let bytes: Buffer | null = null;
     try {
-      bytes = await this.whileConnected(() => this.redis.getBuffer(resultKey), 'reading a result');
-      await this.redis.unlink(resultKey).catch(() => undefined);
-    } catch (error) {
-      if (error instanceof RedisConnectionError) throw error;
-    }
-    let worker = claimed;
-    try {
-      if (bytes === null) throw new RejectedResult('missing', `no result bytes at ${resultKey}`);
-      this.traffic.resultBytes += bytes.length;
-      if (bytes.length > shardResultLength(this.options.parameterCount) * 4 + 64 * 1024) {
-        throw new RejectedResult('malformed', `the result is ${bytes.length} bytes, far more than any result of this model`);
+      if (envelopeBytes.length > shardResultLength(this.options.parameterCount) * 4 + 64 * 1024) {
+        throw new RejectedResult('malformed', `the result is ${envelopeBytes.length} bytes, far more than any result of this model`);
       }
       let envelope: ResultEnvelope;
       try {
-        envelope = decodeResult(bytes);
+        envelope = decodeResult(envelopeBytes);
       } catch (error) {
         if (error instanceof CodecError) throw new RejectedResult('malformed', error.message);
         throw error;
@@ -464,12 +497,11 @@ export class RedisPool implements WorkerPool {
       worker = JSON.stringify(envelope.worker);
       task.result = this.check(task, envelope, id, worker);
       this.everServed = true;
-      return 1;
     } catch (error) {
       if (!(error instanceof RejectedResult)) throw error;
       this.retry(task);
       this.reject(error.reason, `Rejected the result for ${task.label} (job ${id}) from worker ${worker}: ${error.message}. Computing it again (attempt ${task.attempt}).`);
-      return 0;
+      return;
     }
   }
 
@@ -509,7 +541,9 @@ export class RedisPool implements WorkerPool {
       const states = await withDeadline(Promise.all(open.map((t) => (t.submitted ? this.queue.getJobState(t.jobId) : 'unsent'))), 3000, () => new Error('timed out'));
       const vanished = open.filter((t, i) => states[i] === 'unknown');
       if (vanished.length === 0) return;
-      for (const event of await this.nextEvents(50)) await this.handleEvent(event, kind, round, tasks);
+      const arrived = await this.nextArrivals(50);
+      for (const entry of arrived.results) this.handleResult(entry, kind, round, tasks);
+      for (const event of arrived.events) this.handleEvent(event, kind, round, tasks);
       for (const task of vanished.filter((t) => t.result === undefined && t.submitted)) {
         this.options.log(`Job ${task.jobId} (${task.label}) is gone from the queue without a result; submitting it again.`);
         this.retry(task);

@@ -65,9 +65,9 @@ export class RunKeys {
     return `${this.prefix}:weights:${version}`;
   }
 
-  /** Where the worker that ran job `jobId` leaves its signed result bytes. */
-  result(jobId: string): string {
-    return `${this.prefix}:result:${jobId}`;
+  /** The list the workers push their signed results to and the coordinator pops them from (result-list.ts). */
+  get results(): string {
+    return `${this.prefix}:results`;
   }
 
   /** One worker's presence on this run (JSON, with a TTL the worker renews). */
