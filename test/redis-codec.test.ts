@@ -10,12 +10,13 @@ import {
   encodeEvalPayload, encodeGradientPayload, encodeIndices, encodeResult, parseJobData, taskDigest,
 } from '../src/redis/payload-codec.ts';
 import { secretCheck, signResult, verifyResult } from '../src/redis/result-signing.ts';
-import { WeightsStore, WeightsUnavailable, fetchWeights } from '../src/redis/weights-store.ts';
+import { WeightsStore, WeightsUnavailable, fetchWeights, takeBackJobs } from '../src/redis/weights-store.ts';
+import { WeightsFeed } from '../src/redis/weights-feed.ts';
 import { announceRun, listRuns, type RunAnnouncement } from '../src/redis/run-announcement.ts';
 import { countRunKeys, deleteRunKeys, sweepAbandonedRuns } from '../src/redis/run-cleanup.ts';
 import { RESULT_TTL_S, decodeResultEntry, encodeResultEntry, popResult, pushResult } from '../src/redis/result-list.ts';
 import { WeightsGate } from '../workers/remote-worker.ts';
-import { redisClient, scanKeys, sleep, testNamespace } from './fixtures/redis-harness.ts';
+import { redisClient, scanKeys, sleep, testNamespace, until } from './fixtures/redis-harness.ts';
 
 test('Redis URLs: AUTH user and password, database, TLS with rediss://, and passwords never shown', (t) => {
   const plain = parseRedisUrl('redis://redis.example:6380/2');
@@ -160,6 +161,44 @@ test('result list (real Redis): entries arrive whole and in order, name their jo
   t.throws(() => decodeResultEntry(Buffer.from('{"job": 3\nxyz')), { instanceOf: CodecError, message: /header is not JSON/ });
   t.throws(() => decodeResultEntry(Buffer.from('{"job": 3, "worker": "w"}\nxyz')), { instanceOf: CodecError, message: /names no job and worker/ });
   t.throws(() => decodeResultEntry(Buffer.from('null\n')), { instanceOf: CodecError, message: /names no job and worker/ });
+});
+
+test('weights feed (real Redis): a job waits for weights published later; superseded, taken-back and unreadable entries; the GET fallback; close', async (t) => {
+  const redis = redisClient();
+  t.teardown(() => redis.quit());
+  const keys = new RunKeys(testNamespace('feed'), newRunId());
+  t.teardown(() => deleteRunKeys(redis, keys));
+  const store = new WeightsStore(redis, keys, 'k');
+  const errors: string[] = [];
+  const feed = new WeightsFeed(redisClient(), redis, keys, 1000, 'k', (message) => errors.push(message));
+  const w = (v: number) => new Float32Array(1000).map((_, i) => i / 7 + v);
+
+  const early = feed.waitFor(1, 'g1-0-1'); // handed out ahead: nothing published yet
+  await sleep(100);
+  await store.publish(1, w(1));
+  t.deepEqual(await early, w(1));
+  await store.publish(2, w(2));
+  t.deepEqual(await feed.waitFor(2, 'g2-0-1'), w(2));
+  await t.throwsAsync(feed.waitFor(1, 'g1-1-1'), { instanceOf: WeightsUnavailable, message: /version 1 is superseded by version 2/ });
+
+  const held = feed.waitFor(3, 'g3-0-1');
+  await takeBackJobs(redis, keys, ['g3-0-1', 'g3-1-1']);
+  await t.throwsAsync(held, { instanceOf: WeightsUnavailable, message: /took back job g3-0-1 while it waited for weights version 3/ });
+
+  await redis.xadd(keys.weightsFeed, '*', 'w', 'not weights');
+  await until(async () => errors.length > 0, 5000, 'the unreadable entry to be reported');
+  t.regex(errors[0], /the weights feed holds an entry this worker cannot use: weights version \? in Redis are unreadable/);
+
+  // A version the feed no longer holds (trimmed away before this reader started) comes from weights:<version>.
+  await store.publish(4, w(4));
+  await redis.xtrim(keys.weightsFeed, 'MAXLEN', 0);
+  const late = new WeightsFeed(redisClient(), redis, keys, 1000, 'k', (message) => errors.push(message));
+  t.deepEqual(await late.waitFor(4, 'g4-0-1'), w(4));
+  await late.close();
+
+  const pending = feed.waitFor(5, 'g5-0-1');
+  await feed.close();
+  await t.throwsAsync(pending, { instanceOf: WeightsUnavailable, message: /gave up waiting for weights version 5: the worker left the run/ });
 });
 
 test('run cleanup (real Redis): a run\'s keys all go; abandoned runs and earlier attempts are swept, live runs kept', async (t) => {

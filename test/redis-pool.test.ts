@@ -61,3 +61,49 @@ test('gradients and evaluations over Redis equal a local thread\'s bit for bit, 
   t.deepEqual(await scanKeys(redis, `${ns}:*`), []);
   t.regex(lines.join('\n'), /Run \S+ announced/);
 });
+
+test('the next step\'s shards handed out ahead: same bytes; a different next call and an evaluation take them back instead of waiting on them', async (t) => {
+  const fixture = await writeCifar10Fixture({ perFile: 8, testCount: 30 });
+  t.teardown(fixture.cleanup);
+  const dataset = await loadCifar10(fixture.dir);
+  const model = modelByName('tutorial');
+  const P = parameterCount(model);
+  const ns = testNamespace('ahead');
+  // One job at a time, computed on the worker's own thread: a job it holds ahead leaves it no room for another.
+  const worker = await startWorker({ namespace: ns, data: fixture.dir, name: 'w1', concurrency: 1 });
+  t.teardown(() => worker.kill('SIGKILL'));
+  const lines: string[] = [];
+  const remote = await RedisPool.create({
+    url: REDIS_URL, model: model.name, parameterCount: P, dataset, backend: 'fused', shardTimeoutSeconds: 30, namespace: ns,
+    log: (line) => lines.push(line),
+  });
+  const local = await ThreadPool.create({ model: model.name, parameterCount: P, dataset, threads: 1, backend: 'fused' });
+  t.teardown(() => local.close());
+  const tasks = (step: number, offset = 0): ShardTask[] => [
+    { step, shard: 0, weightsVersion: step, indices: new Int32Array([3 + offset, 17, 22, step]) },
+    { step, shard: 1, weightsVersion: step, indices: new Int32Array([0, 39 - offset, 12]) },
+  ];
+  const same = (a: Float32Array[], b: Float32Array[]) => a.length === b.length && a.every((x, i) => Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(b[i].buffer, b[i].byteOffset, b[i].byteLength)));
+  const weights = initialParameters(model, 5);
+  // Steps 0 and 1 as the trainer runs them; step 2 then comes with other shards than announced; step 3's
+  // shards, handed out ahead, are followed by an evaluation instead.
+  const plan: { step: number; now: ShardTask[]; next: ShardTask[] }[] = [
+    { step: 0, now: tasks(0), next: tasks(1) },
+    { step: 1, now: tasks(1), next: tasks(2) },
+    { step: 2, now: tasks(2, 1), next: tasks(3) },
+  ];
+  for (const { step, now, next } of plan) {
+    for (let i = step; i < weights.length; i += 11) weights[i] += 1e-3;
+    await remote.publishWeights(step, weights);
+    await local.publishWeights(step, weights);
+    t.true(same(await remote.computeGradients(now, next), await local.computeGradients(now)), `step ${step}`);
+  }
+  const evalTasks = [{ weightsVersion: 2, start: 0, end: 30 }];
+  t.deepEqual(await remote.evaluate(evalTasks), await local.evaluate(evalTasks));
+  t.deepEqual(Object.keys(remote.rejectedResults()).filter((reason) => reason !== 'late'), [], 'at most late results of jobs taken back');
+  t.notRegex(lines.join('\n'), /Waiting \d+ s for/);
+  await remote.close();
+  const redis = redisClient();
+  t.teardown(() => redis.quit());
+  t.deepEqual(await scanKeys(redis, `${ns}:*`), []);
+});

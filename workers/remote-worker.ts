@@ -25,7 +25,8 @@ import { type RedisTarget, openClient, reconnectingOptions, withDeadline } from 
 import { QUEUE_NAME, type RunKeys } from '../src/redis/keys.ts';
 import { PROTOCOL_VERSION, type RunAnnouncement, listRuns } from '../src/redis/run-announcement.ts';
 import { deleteRunKeys } from '../src/redis/run-cleanup.ts';
-import { WeightsUnavailable, fetchWeights } from '../src/redis/weights-store.ts';
+import { WeightsUnavailable } from '../src/redis/weights-store.ts';
+import { WeightsFeed } from '../src/redis/weights-feed.ts';
 import { removePresence, writePresence } from '../src/redis/worker-presence.ts';
 import { secretCheck, signResult } from '../src/redis/result-signing.ts';
 import { encodeResultEntry, pushResult } from '../src/redis/result-list.ts';
@@ -68,6 +69,7 @@ interface Attached {
   readonly pool: ThreadPool;
   readonly bull: Worker;
   readonly gate: WeightsGate;
+  readonly feed: WeightsFeed;
   readonly since: string;
   jobs: number;
   lastPresence: number;
@@ -264,6 +266,10 @@ export class RemoteWorker {
     }
     const lockMs = Math.round(this.options.lockSeconds * 1000);
     const gate = new WeightsGate();
+    const feed = new WeightsFeed(
+      openClient(this.options.target, `cifar-dp:worker:${this.id}:weights`), this.redis, keys, a.parameterCount, this.options.secret,
+      (message) => this.options.log(`Worker ${this.id} on run ${keys.runId}: ${message}`),
+    );
     const since = new Date().toISOString();
     const bull = new Worker(QUEUE_NAME, (job: Job) => {
       const work = this.process(keys, attached, job);
@@ -281,7 +287,7 @@ export class RemoteWorker {
       drainDelay: 2,
       autorun: false,
     });
-    const attached: Attached = { keys, announcement: a, pool, bull, gate, since, jobs: 0, lastPresence: Date.now(), inFlight: new Set() };
+    const attached: Attached = { keys, announcement: a, pool, bull, gate, feed, since, jobs: 0, lastPresence: Date.now(), inFlight: new Set() };
     const lastSaid = new Map<string, number>();
     bull.on('error', (error) => {
       // While Redis is away BullMQ reports every reconnection attempt: say each thing once per 30 s.
@@ -307,6 +313,8 @@ export class RemoteWorker {
     const a = this.attached.get(runId);
     if (!a) return;
     this.attached.delete(runId);
+    // A job in hand still waiting for its weights fails at once (its shard is computed elsewhere).
+    await a.feed.close();
     // Graceful: the jobs in hand are finished and completed (bounded: Redis may be away); then, or when forced,
     // whatever is still active is abandoned and goes to another worker once its lock expires.
     const closed = await withDeadline(a.bull.close(force), force ? 5000 : 60_000, () => new Error('timed out')).then(() => true, () => false);
@@ -351,14 +359,14 @@ export class RemoteWorker {
     const payload = await a.gate.use(
       data.weightsVersion,
       async (version) => {
-        let weights: Float32Array | undefined;
+        let weights: Float32Array;
         try {
-          weights = await fetchWeights(this.redis, keys, version, a.announcement.parameterCount, this.options.secret);
+          // The next step's jobs come ahead of their weights: this waits until the coordinator publishes them.
+          weights = await a.feed.waitFor(version, String(job.id));
         } catch (error) {
           if (error instanceof WeightsUnavailable) throw new Error(`[worker ${this.id}] ${error.message}`);
           throw error;
         }
-        if (!weights) throw new Error(`[worker ${this.id}] weights version ${version} are not in Redis (the run has moved on, or Redis lost them)`);
         await a.pool.publishWeights(version, weights);
       },
       () => this.compute(a, data),

@@ -31,7 +31,7 @@ import { checkRedis, openClient, parseRedisUrl, redisConnectionError, type Redis
 import { type JobName, QUEUE_NAME, RunKeys, type TaskKind, jobId, newRunId, parseJobId, resolveNamespace } from '../redis/keys.ts';
 import { PROTOCOL_VERSION, type RunAnnouncement, announceRun, renewAnnouncement } from '../redis/run-announcement.ts';
 import { deleteRunKeys, sweepAbandonedRuns } from '../redis/run-cleanup.ts';
-import { WeightsStore } from '../redis/weights-store.ts';
+import { WeightsStore, takeBackJobs } from '../redis/weights-store.ts';
 import { type WorkerPresence, describePresences, readPresences } from '../redis/worker-presence.ts';
 import { secretCheck, secretFromEnv, verifyResult } from '../redis/result-signing.ts';
 import {
@@ -91,12 +91,23 @@ interface RoundTask<T> {
   /** The job id of the attempt in flight; undefined while (re)submission is due. */
   jobId: string;
   submitted: boolean;
+  /** BullMQ reported the job stalled (its worker died or hung) and put it back in the queue. */
+  requeued?: boolean;
   result?: T;
 }
 
 interface StreamEvent {
   readonly id: string;
   readonly fields: Record<string, string>;
+}
+
+/** The next step's tasks, handed out ahead of their weights (computeGradients' `next`). */
+interface AheadRound {
+  readonly round: number;
+  readonly shards: readonly ShardTask[];
+  readonly tasks: RoundTask<Float32Array>[];
+  /** Taken back while this step runs (see takeBackAhead); handed out with the next call. */
+  heldBack: boolean;
 }
 
 /** A read from Redis in flight, kept across rounds until it answers (nothing it returns is lost). */
@@ -124,6 +135,10 @@ const TICK_MS = 1000;
 
 export class RedisPool implements WorkerPool {
   private round = 0;
+  /** Rounds whose jobs are out, by number: the running one, and the next step's when it was handed out ahead. */
+  private readonly rounds = new Map<number, { readonly kind: TaskKind; readonly tasks: RoundTask<unknown>[] }>();
+  /** The next step's tasks, handed out ahead (computeGradients' `next`): their round and tasks. */
+  private ahead: AheadRound | undefined;
   private lastEventId = '0-0';
   private eventRead: PendingRead<StreamEvent[]> | undefined;
   private resultPop: PendingRead<Buffer | null> | undefined;
@@ -247,10 +262,35 @@ export class RedisPool implements WorkerPool {
     this.traffic.weightsBytes += await this.whileConnected(() => this.weights.publish(version, weights), 'publishing the weights');
   }
 
-  async computeGradients(tasks: readonly ShardTask[]): Promise<Float32Array[]> {
-    const round = ++this.round;
+  /**
+   * With `next`, the next step's shards go out as jobs too, right behind this step's: a worker that finishes
+   * its shard takes one of them at once and waits for its weights on the feed, so BullMQ's hand-off (adding,
+   * waking a worker, moving the job to active) is off the next step's critical path.
+   */
+  async computeGradients(tasks: readonly ShardTask[], next?: readonly ShardTask[]): Promise<Float32Array[]> {
+    let round: number;
+    let roundTasks: RoundTask<Float32Array>[];
+    const ahead = this.ahead;
+    this.ahead = undefined;
+    if (ahead && sameShards(ahead.shards, tasks)) {
+      ({ round, tasks: roundTasks } = ahead);
+    } else {
+      if (ahead) await this.drop(ahead.round);
+      round = ++this.round;
+      roundTasks = this.gradientTasks(round, tasks);
+      this.rounds.set(round, { kind: 'gradient', tasks: roundTasks });
+    }
+    if (next && next.length > 0) {
+      const nextRound = ++this.round;
+      this.ahead = { round: nextRound, shards: next, tasks: this.gradientTasks(nextRound, next), heldBack: false };
+      this.rounds.set(nextRound, { kind: 'gradient', tasks: this.ahead.tasks });
+    }
+    return this.runRound('gradient', round, roundTasks);
+  }
+
+  private gradientTasks(round: number, tasks: readonly ShardTask[]): RoundTask<Float32Array>[] {
     const expected = shardResultLength(this.options.parameterCount);
-    return this.runRound('gradient', round, tasks.map((task, index) => {
+    return tasks.map((task, index) => {
       const data: JobData = {
         v: JOB_FORMAT, kind: 'gradient', round, index, step: task.step, shard: task.shard, weightsVersion: task.weightsVersion,
         indices: encodeIndices(task.indices),
@@ -271,10 +311,48 @@ export class RedisPool implements WorkerPool {
           throw error;
         }
       });
-    }));
+    });
+  }
+
+  /** Forgets a round handed out ahead that is not coming: its jobs are taken back, its results will be 'late'. */
+  private async drop(round: number): Promise<void> {
+    const dropped = this.rounds.get(round);
+    this.rounds.delete(round);
+    await this.takeBack(dropped?.tasks ?? []);
+  }
+
+  /**
+   * Withdraws jobs handed out ahead: queued ones are removed, and workers holding one while it
+   * waits for its weights give it up (a take-back entry on the weights feed). Best effort: a job that escapes
+   * ends as 'late' or 'failed', which changes nothing.
+   */
+  private async takeBack(tasks: RoundTask<unknown>[]): Promise<void> {
+    const out = tasks.filter((t) => t.submitted);
+    if (out.length === 0) return;
+    await Promise.all(out.map((t) => this.queue.remove(t.jobId).catch(() => undefined)));
+    await takeBackJobs(this.redis, this.keys, out.map((t) => t.jobId)).catch(() => undefined);
+  }
+
+  /**
+   * A task of the running step needs a worker again (its job stalled, failed or was rejected): the next step's
+   * jobs, if handed out, are taken back until this step is done. Otherwise workers holding them (waiting for
+   * weights that need this step) could leave no one to take it; and a retried job queues behind them.
+   */
+  private async takeBackAhead(): Promise<void> {
+    const ahead = this.ahead;
+    if (!ahead || ahead.heldBack) return;
+    ahead.heldBack = true;
+    await this.takeBack(ahead.tasks);
+    for (const task of ahead.tasks) if (task.result === undefined) this.retry(task);
   }
 
   async evaluate(tasks: readonly EvalTask[]): Promise<EvalResult[]> {
+    if (this.ahead) {
+      // Never from the trainer (it hands out ahead only within an epoch): the held jobs would wait for weights
+      // that come only after this evaluation.
+      await this.drop(this.ahead.round);
+      this.ahead = undefined;
+    }
     const round = ++this.round;
     const classes = this.announcement.classes;
     return this.runRound('evaluate', round, tasks.map((task, index) => {
@@ -317,7 +395,9 @@ export class RedisPool implements WorkerPool {
   // ---- rounds ----
 
   private roundTask<T>(data: JobData, label: string, decode: (envelope: ResultEnvelope, worker: string) => T): RoundTask<T> {
-    return { data, digest: taskDigest(data), label, decode, attempt: 1, jobId: '', submitted: false };
+    const task: RoundTask<T> = { data, digest: taskDigest(data), label, decode, attempt: 1, jobId: '', submitted: false };
+    task.jobId = jobId(this.jobName(task));
+    return task;
   }
 
   private jobName(task: RoundTask<unknown>): JobName {
@@ -331,42 +411,49 @@ export class RedisPool implements WorkerPool {
     const waitLogMs = (this.options.waitLogSeconds ?? Math.min(10, Math.max(1, this.options.shardTimeoutSeconds / 4))) * 1000;
     let nextWaitLog = started + waitLogMs;
     let recoveriesSeen = this.recoveries;
-    for (const task of tasks) task.jobId = jobId(this.jobName(task));
-    await this.submit(tasks.filter((t) => !t.submitted));
-
-    const open = () => tasks.some((t) => t.result === undefined);
-    while (open()) {
-      const arrived = await this.nextArrivals(TICK_MS);
-      for (const entry of arrived.results) this.handleResult(entry, kind, round, tasks);
-      for (const event of arrived.events) this.handleEvent(event, kind, round, tasks);
-      if (!open()) break;
-      const now = Date.now();
-      this.checkConnection(now);
-      if (this.recoveries !== recoveriesSeen) {
-        recoveriesSeen = this.recoveries;
-        const open = tasks.filter((t) => t.result === undefined);
-        for (const task of open) this.retry(task);
-        this.options.log(`Resubmitted ${open.map((t) => t.label).join(', ')} after the run's keys were restored.`);
-      }
-      const unsent = tasks.filter((t) => t.result === undefined && !t.submitted);
-      if (unsent.length > 0) await this.submit(unsent);
-      if (now >= nextWaitLog || now - started >= timeoutMs) {
-        const open = tasks.filter((t) => t.result === undefined);
-        await this.resubmitVanished(open, kind, round, tasks);
-        const status = await this.describeWaiting(open, now);
-        const what = kind === 'gradient' ? `step ${(open[0]?.data as { step?: number }).step ?? '?'}` : 'the evaluation';
-        if (now - started >= timeoutMs) {
-          throw new WorkerTimeoutError(
-            `Gave up on ${what} after ${Math.floor((now - started) / 1000)} s (--shard-timeout ${this.options.shardTimeoutSeconds}): ` +
-              `still waiting for ${status}. Start workers with \`npm run worker -- --redis ${this.target.display}\` ` +
-              '(same data set and backend as this coordinator), or raise --shard-timeout. The checkpoint holds the last completed step; continue with --resume.',
-          );
+    if (!this.rounds.has(round)) this.rounds.set(round, { kind, tasks });
+    // This round's tasks, then the next step's handed out ahead (queued behind them).
+    const outstanding = (): RoundTask<unknown>[] =>
+      [...tasks, ...(this.ahead && !this.ahead.heldBack ? this.ahead.tasks : [])].filter((t) => t.result === undefined);
+    try {
+      await this.submit(outstanding().filter((t) => !t.submitted));
+      const open = () => tasks.some((t) => t.result === undefined);
+      while (open()) {
+        const arrived = await this.nextArrivals(TICK_MS);
+        for (const entry of arrived.results) this.handleResult(entry);
+        for (const event of arrived.events) this.handleEvent(event);
+        if (!open()) break;
+        const now = Date.now();
+        this.checkConnection(now);
+        if (this.recoveries !== recoveriesSeen) {
+          recoveriesSeen = this.recoveries;
+          const lost = outstanding();
+          for (const task of lost) this.retry(task);
+          this.options.log(`Resubmitted ${lost.map((t) => t.label).join(', ')} after the run's keys were restored.`);
         }
-        this.options.log(`Waiting ${Math.floor((now - started) / 1000)} s for ${status}.`);
-        nextWaitLog = now + waitLogMs;
+        if (tasks.some((t) => t.result === undefined && (!t.submitted || t.requeued))) await this.takeBackAhead();
+        const unsent = outstanding().filter((t) => !t.submitted);
+        if (unsent.length > 0) await this.submit(unsent);
+        if (now >= nextWaitLog || now - started >= timeoutMs) {
+          const open = tasks.filter((t) => t.result === undefined);
+          await this.resubmitVanished(open);
+          const status = await this.describeWaiting(open, now);
+          const what = kind === 'gradient' ? `step ${(open[0]?.data as { step?: number }).step ?? '?'}` : 'the evaluation';
+          if (now - started >= timeoutMs) {
+            throw new WorkerTimeoutError(
+              `Gave up on ${what} after ${Math.floor((now - started) / 1000)} s (--shard-timeout ${this.options.shardTimeoutSeconds}): ` +
+                `still waiting for ${status}. Start workers with \`npm run worker -- --redis ${this.target.display}\` ` +
+                '(same data set and backend as this coordinator), or raise --shard-timeout. The checkpoint holds the last completed step; continue with --resume.',
+            );
+          }
+          this.options.log(`Waiting ${Math.floor((now - started) / 1000)} s for ${status}.`);
+          nextWaitLog = now + waitLogMs;
+        }
       }
+      return tasks.map((t) => t.result as T);
+    } finally {
+      this.rounds.delete(round);
     }
-    return tasks.map((t) => t.result as T);
   }
 
   /** Adds the tasks' current attempts as jobs; a failure leaves them unsubmitted for the next tick. */
@@ -390,6 +477,7 @@ export class RedisPool implements WorkerPool {
     task.attempt += 1;
     task.jobId = jobId(this.jobName(task));
     task.submitted = false;
+    task.requeued = false;
   }
 
   /**
@@ -437,14 +525,14 @@ export class RedisPool implements WorkerPool {
   }
 
   /** Applies one queue event to the round: a failed job is computed again, a stalled one is reported. */
-  private handleEvent<T>(event: StreamEvent, kind: TaskKind, round: number, tasks: RoundTask<T>[]): void {
+  private handleEvent(event: StreamEvent): void {
     const { event: type, jobId: id } = event.fields;
     // 'completed' says nothing new: the result itself came through the result list.
     if (type !== 'failed' && type !== 'stalled') return;
-    const name = parseJobId(id);
-    const task = name && name.kind === kind && name.round === round ? tasks[name.index] : undefined;
+    const task = this.openTask(parseJobId(id));
     if (!task || task.result !== undefined) return;
     if (type === 'stalled') {
+      task.requeued = true;
       this.options.log(`Job ${id} (${task.label}) stalled: its worker stopped renewing the job's lock (killed or hung). BullMQ put it back in the queue for another worker.`);
     } else if (task.jobId === id) {
       this.retry(task);
@@ -453,7 +541,7 @@ export class RedisPool implements WorkerPool {
   }
 
   /** Applies one entry of the result list to the round: a task's result, or a rejection logged and counted. */
-  private handleResult<T>(bytes: Buffer, kind: TaskKind, round: number, tasks: RoundTask<T>[]): void {
+  private handleResult(bytes: Buffer): void {
     this.traffic.resultBytes += bytes.length;
     let id: string;
     let worker: string;
@@ -470,7 +558,7 @@ export class RedisPool implements WorkerPool {
       return;
     }
     const name = parseJobId(id);
-    const task = name && name.kind === kind && name.round === round ? tasks[name.index] : undefined;
+    const task = this.openTask(name);
     if (!name) {
       this.reject('malformed', `Ignored a result for ${JSON.stringify(id)}, which is no job of this run, from worker ${worker}.`);
       return;
@@ -505,6 +593,12 @@ export class RedisPool implements WorkerPool {
     }
   }
 
+  /** The task a job id names, when its round is open (running, or handed out ahead). */
+  private openTask(name: JobName | undefined): RoundTask<unknown> | undefined {
+    const round = name ? this.rounds.get(name.round) : undefined;
+    return name && round?.kind === name.kind ? round.tasks[name.index] : undefined;
+  }
+
   /** Everything a result must satisfy before it is used; throws RejectedResult. */
   private check<T>(task: RoundTask<T>, envelope: ResultEnvelope, id: string, worker: string): T {
     const expected = subjectPosition(task.data);
@@ -536,14 +630,14 @@ export class RedisPool implements WorkerPool {
    * The slow path against lost jobs: a job of an open task that BullMQ no longer knows (and whose completion
    * never came) is submitted again.
    */
-  private async resubmitVanished<T>(open: RoundTask<T>[], kind: TaskKind, round: number, tasks: RoundTask<T>[]): Promise<void> {
+  private async resubmitVanished(open: RoundTask<unknown>[]): Promise<void> {
     try {
       const states = await withDeadline(Promise.all(open.map((t) => (t.submitted ? this.queue.getJobState(t.jobId) : 'unsent'))), 3000, () => new Error('timed out'));
       const vanished = open.filter((t, i) => states[i] === 'unknown');
       if (vanished.length === 0) return;
       const arrived = await this.nextArrivals(50);
-      for (const entry of arrived.results) this.handleResult(entry, kind, round, tasks);
-      for (const event of arrived.events) this.handleEvent(event, kind, round, tasks);
+      for (const entry of arrived.results) this.handleResult(entry);
+      for (const event of arrived.events) this.handleEvent(event);
       for (const task of vanished.filter((t) => t.result === undefined && t.submitted)) {
         this.options.log(`Job ${task.jobId} (${task.label}) is gone from the queue without a result; submitting it again.`);
         this.retry(task);
@@ -721,4 +815,13 @@ function claimedWorker(returnvalue: string | undefined): string {
 
 function capitalize(text: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/** Whether two steps' shard lists are the same work (step, shard, weights version and image indices). */
+function sameShards(a: readonly ShardTask[], b: readonly ShardTask[]): boolean {
+  return a.length === b.length && a.every((x, i) => {
+    const y = b[i];
+    return x.step === y.step && x.shard === y.shard && x.weightsVersion === y.weightsVersion &&
+      x.indices.length === y.indices.length && x.indices.every((index, k) => index === y.indices[k]);
+  });
 }

@@ -46,8 +46,11 @@ export interface WorkerPool {
   /**
    * Computes every shard of one step. Resolves with one flat result per task, in task order:
    * [summed gradient (parameterCount floats), loss sum, correct predictions] — see ./shard-result.ts.
+   * `next`, when the caller knows it, is the next step's tasks (whose weights version is not published yet): a
+   * pool may hand them to its workers ahead, to start the moment their weights are out. The next call need not
+   * bring the same tasks; anything handed out ahead for it is then dropped.
    */
-  computeGradients(tasks: readonly ShardTask[]): Promise<Float32Array[]>;
+  computeGradients(tasks: readonly ShardTask[], next?: readonly ShardTask[]): Promise<Float32Array[]>;
   /** Classifies test-image ranges with published weights; results in task order. */
   evaluate(tasks: readonly EvalTask[]): Promise<EvalResult[]>;
   /** Stops the workers and releases everything the pool holds (threads, Redis keys and connections). */

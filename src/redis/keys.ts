@@ -65,6 +65,11 @@ export class RunKeys {
     return `${this.prefix}:weights:${version}`;
   }
 
+  /** The stream every published weights version is also appended to, bytes included (weights-feed.ts). */
+  get weightsFeed(): string {
+    return `${this.prefix}:weights-feed`;
+  }
+
   /** The list the workers push their signed results to and the coordinator pops them from (result-list.ts). */
   get results(): string {
     return `${this.prefix}:results`;

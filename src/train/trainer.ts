@@ -76,15 +76,20 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
       const permutation = epochPermutation(settings.seed, epoch, trainCount);
       const epochStarted = performance.now() - progress.elapsedSeconds * 1000;
 
+      // A step's shards; its weights version is the global step number.
+      const shardTasks = (step: number, globalStep: number): ShardTask[] =>
+        cutIntoShards(batchIndices(permutation, step, settings.batchSize), settings.shards).map((indices, shard) => ({
+          step: globalStep, shard, weightsVersion: globalStep, indices: indices.slice(),
+        }));
       for (let step = progress.stepInEpoch; step < steps; step++) {
         // 1. This step's batch, cut into the run's fixed number of shards.
         const batch = batchIndices(permutation, step, settings.batchSize);
-        const tasks: ShardTask[] = cutIntoShards(batch, settings.shards).map((indices, shard) => ({
-          step: progress.globalStep, shard, weightsVersion: progress.globalStep, indices: indices.slice(),
-        }));
+        const tasks = shardTasks(step, progress.globalStep);
 
-        // 2. Workers compute each shard's summed gradient; results come back in shard order.
-        const results = await pool.computeGradients(tasks);
+        // 2. Workers compute each shard's summed gradient; results come back in shard order. The next step's
+        //    shards go along, for pools that hand them out ahead (remote workers then wait only for the weights).
+        const next = step + 1 < steps ? shardTasks(step + 1, progress.globalStep + 1) : undefined;
+        const results = await pool.computeGradients(tasks, next);
 
         // 3. Add them in shard order (so the sum never depends on who finished first), then average.
         optimizer.averageShards(results, batch.length);

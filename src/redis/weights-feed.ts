@@ -1,0 +1,121 @@
+/**
+ * A worker's view of a run's published weights. It reads the run's weights feed (the stream the coordinator
+ * appends every version to, bytes included: weights-store.ts) with a blocking XREAD on a connection of its own,
+ * so a job that arrived before its weights (the coordinator hands the next step's jobs out ahead) starts the
+ * moment they are published: no polling, and no GET on the step's critical path. A version the feed missed
+ * (read after it was trimmed, or lost with a Redis restart) is read from weights:<version>, at least once a
+ * second while a job waits. The coordinator can take back jobs handed out ahead (a take-back entry in the
+ * feed): one waiting for its weights then fails at once, and the worker is free for the jobs that are due.
+ */
+import type { Redis } from 'ioredis';
+import type { RunKeys } from './keys.ts';
+import { FEED_FIELD, FEED_TAKE_BACK_FIELD, WeightsUnavailable, fetchWeights, readWeightsRecord } from './weights-store.ts';
+
+/** How long one blocking read of the feed lasts, and the longest a waiting job goes without a GET. */
+const BLOCK_MS = 1000;
+
+export class WeightsFeed {
+  private latest: { readonly version: number; readonly values: Float32Array } | undefined;
+  /** Bumped by every feed entry: a waiter that saw no weights re-checks instead of sleeping past an entry. */
+  private generation = 0;
+  private lastId = '0-0';
+  /** Jobs the coordinator took back. */
+  private readonly takenBack = new Set<string>();
+  private wake: (() => void)[] = [];
+  private closed = false;
+  private readonly reading: Promise<void>;
+
+  /**
+   * `feedClient` is blocked by the reads: give the feed a connection of its own, which close() disconnects.
+   * `redis` is shared, for the GETs. `onError` hears of entries that do not verify (once each).
+   */
+  constructor(
+    private readonly feedClient: Redis,
+    private readonly redis: Redis,
+    private readonly keys: RunKeys,
+    private readonly parameterCount: number,
+    private readonly secret: string | undefined,
+    private readonly onError: (message: string) => void,
+  ) {
+    this.reading = this.readLoop();
+  }
+
+  /**
+   * The weights of `version` for job `jobId`, as soon as they are published. Throws WeightsUnavailable when a
+   * newer version is out (the run has moved on), when the job is taken back, when the stored value does not
+   * verify, or once the feed is closed.
+   */
+  async waitFor(version: number, jobId: string): Promise<Float32Array> {
+    for (;;) {
+      if (this.closed) throw new WeightsUnavailable(`gave up waiting for weights version ${version}: the worker left the run`);
+      if (this.takenBack.has(jobId)) throw new WeightsUnavailable(`the coordinator took back job ${jobId} while it waited for weights version ${version}`);
+      const latest = this.latest;
+      if (latest?.version === version) return latest.values;
+      if (latest && latest.version > version) {
+        throw new WeightsUnavailable(`weights version ${version} is superseded by version ${latest.version}: the coordinator has moved on`);
+      }
+      const seen = this.generation;
+      const stored = await fetchWeights(this.redis, this.keys, version, this.parameterCount, this.secret);
+      if (stored) return stored;
+      if (this.generation === seen) await this.nextEntry();
+    }
+  }
+
+  /** Stops reading; waiting jobs fail at once (their weights will not come to this worker). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.feedClient.disconnect();
+    for (const wake of this.wake.splice(0)) wake();
+    await this.reading;
+  }
+
+  /** Resolves at the next feed entry, at close, or after BLOCK_MS. */
+  private nextEntry(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, BLOCK_MS);
+      const wake = this.wake;
+      function done() {
+        clearTimeout(timer);
+        const i = wake.indexOf(done);
+        if (i >= 0) wake.splice(i, 1);
+        resolve();
+      }
+      wake.push(done);
+    });
+  }
+
+  private async readLoop(): Promise<void> {
+    while (!this.closed) {
+      let reply: [Buffer, [Buffer, Buffer[]][]][] | null;
+      try {
+        reply = (await this.feedClient.xreadBuffer('BLOCK', BLOCK_MS, 'STREAMS', this.keys.weightsFeed, this.lastId)) as typeof reply;
+      } catch {
+        // Redis away, or closed: the GETs in waitFor carry on meanwhile; ioredis reconnects.
+        if (!this.closed) await new Promise((resolve) => setTimeout(resolve, 100));
+        continue;
+      }
+      const entries = reply?.[0]?.[1] ?? [];
+      for (const [id, fields] of entries) this.take(id.toString(), fields);
+      if (entries.length > 0) {
+        this.generation += 1;
+        for (const wake of this.wake.splice(0)) wake();
+      }
+    }
+  }
+
+  private take(id: string, fields: Buffer[]): void {
+    this.lastId = id;
+    const field = (name: string) => fields.find((_, i) => i % 2 === 1 && fields[i - 1].toString() === name);
+    const takeBack = field(FEED_TAKE_BACK_FIELD);
+    if (takeBack) for (const id of takeBack.toString().split(',')) this.takenBack.add(id);
+    const bytes = field(FEED_FIELD);
+    if (!bytes) return;
+    try {
+      const record = readWeightsRecord(bytes, this.keys, undefined, this.parameterCount, this.secret);
+      if (!this.latest || record.version >= this.latest.version) this.latest = record;
+    } catch (error) {
+      if (!(error instanceof WeightsUnavailable)) throw error;
+      this.onError(`the weights feed holds an entry this worker cannot use: ${error.message}`);
+    }
+  }
+}
