@@ -6,11 +6,13 @@
  *     with --concurrency 1 it computes on this thread instead, which saves a hop to a thread and back per job
  *     and only delays BullMQ's lock renewal by one task's compute, far less than the lock;
  *   - a BullMQ Worker on the run's queue with concurrency = number of threads.
- * A job names a weights version; the worker fetches each version once (weights:<v>), waits until the threads
- * are done with the previous one, publishes it to them, computes, and pushes the signed result onto the run's
- * result list (result-list.ts) before completing the job. A run it cannot serve is refused once, with the
- * reason logged and published for the coordinator. When the run announces 'closing' (or its announcement is gone for a while)
- * the worker leaves it.
+ *   - a WeightsFeed (src/redis/weights-feed.ts) reading the run's weights as they are published.
+ * A job names a weights version, which may not be out yet (the coordinator hands the next step's jobs out
+ * ahead); the worker waits for it on the feed (once per version), waits until the threads are done with the
+ * previous one, publishes it to them, computes, and pushes the signed result onto the run's result list
+ * (result-list.ts) before completing the job. A job the coordinator takes back while it waits fails at once.
+ * A run it cannot serve is refused once, with the reason logged and published for the coordinator. When the run
+ * announces 'closing' (or its announcement is gone for a while) the worker leaves it.
  */
 import os from 'node:os';
 import { Worker, type Job } from 'bullmq';

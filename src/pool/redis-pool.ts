@@ -3,8 +3,10 @@
  * `npm run worker` processes anywhere (workers/remote-worker.ts). What goes where:
  *
  *   coordinator                               Redis (all under <namespace>:run:<runId>:)        worker
- *   publishWeights(v) ─ SET weights:<v> ────▶ weights:<v>  (binary, once per step) ─── GET once per v ─▶
+ *   publishWeights(v) ─ SET weights:<v> ────▶ weights:<v>  (binary, once per step) ── GET when missed ─▶
+ *                     ─ XADD weights-feed ──▶ weights-feed (stream: the same bytes) ──── XREAD BLOCK ──▶
  *   computeGradients ─ addBulk jobs ────────▶ tasks:* (BullMQ queue; job = ids + indices) ─ takes job ─▶
+ *     (this step's, then the next step's: a worker holds one of those until its weights are on the feed)
  *                    ◀─ BLPOP results ─────── results (list; msgpack Float32Array bytes, ◀──── RPUSH ─── then
  *                                              HMAC-signed with TRAINER_SECRET)                  completes the job
  *                    ◀─ XREAD tasks:events ── 'failed' / 'stalled' jobs
