@@ -260,7 +260,9 @@ export class RedisPool implements WorkerPool {
 
   async publishWeights(version: number, weights: Float32Array): Promise<void> {
     this.currentVersion = version;
-    this.currentWeights = weights.slice();
+    // A copy (the trainer updates its array in place), into one buffer reused every step.
+    if (this.currentWeights?.length !== weights.length) this.currentWeights = new Float32Array(weights.length);
+    this.currentWeights.set(weights);
     this.traffic.weightsBytes += await this.whileConnected(() => this.weights.publish(version, weights), 'publishing the weights');
   }
 
