@@ -52,23 +52,24 @@ test('two worker processes, one SIGKILLed in the middle of a job: its shard is c
   const redis = redisClient();
   t.teardown(() => redis.quit());
   t.deepEqual(await scanKeys(redis, `${ns}:*`), []);
-  // wSlow sleeps 1.5 s before each job, so it is caught holding one.
-  const [slow, fast] = await Promise.all([
-    startWorker({ namespace: ns, data: fixture.dir, name: 'wSlow', lockSeconds: 2, env: { TRAINER_TEST_JOB_DELAY_MS: '1500' } }).then(track),
-    startWorker({ namespace: ns, data: fixture.dir, name: 'wFast', lockSeconds: 2 }).then(track),
-  ]);
+  // wSlow sleeps 1.5 s before each job, so it is caught holding one. It serves alone at first (so it surely
+  // takes jobs); wFast, one job at a time on its own thread, joins before wSlow is killed.
+  const slow = track(await startWorker({ namespace: ns, data: fixture.dir, name: 'wSlow', lockSeconds: 2, env: { TRAINER_TEST_JOB_DELAY_MS: '1500' } }));
   const out = tempDir('kill-worker');
   cleanups.push(() => rm(out, { recursive: true, force: true }));
 
   const coordinator = track(startCoordinator(trainArgs(fixture.dir, out, [...EPOCHS, '--redis', REDIS_URL]), { TRAINER_NAMESPACE: ns }));
   const keys = new RunKeys(ns, runIdOf((await coordinator.waitFor(/Run \S+ announced/))[0]));
   const prefix = `${keys.prefix}:${QUEUE_NAME}`;
-  const held = await until(async () => {
+  const heldBySlow = () => until(async () => {
     for (const id of await redis.lrange(`${prefix}:active`, 0, -1)) {
       if ((await redis.hget(`${prefix}:${id}`, 'pb')) === 'wSlow') return id;
     }
     return undefined;
   }, 30_000, 'wSlow to hold a job');
+  await heldBySlow();
+  const fast = track(await startWorker({ namespace: ns, data: fixture.dir, name: 'wFast', lockSeconds: 2, concurrency: 1 }));
+  const held = await heldBySlow();
   slow.kill('SIGKILL');
   t.is(await slow.exited, 137);
 
