@@ -74,7 +74,7 @@ export interface RedisPoolOptions {
 
 /** Why a result was not used; counted per reason (see rejectedResults()). */
 export type RejectReason =
-  | 'unsigned' | 'bad-signature' | 'malformed' | 'wrong-length' | 'non-finite' | 'late' | 'duplicate' | 'missing' | 'wrong-task';
+  | 'unsigned' | 'bad-signature' | 'malformed' | 'wrong-length' | 'non-finite' | 'late' | 'duplicate' | 'wrong-task';
 
 class RejectedResult extends Error {
   constructor(readonly reason: RejectReason, message: string) {
@@ -275,14 +275,13 @@ export class RedisPool implements WorkerPool {
     let round: number;
     let roundTasks: RoundTask<Float32Array>[];
     const ahead = this.ahead;
-    this.ahead = undefined;
     if (ahead && sameShards(ahead.shards, tasks)) {
+      this.ahead = undefined;
       ({ round, tasks: roundTasks } = ahead);
     } else {
-      if (ahead) await this.drop(ahead.round);
+      await this.dropAhead();
       round = ++this.round;
       roundTasks = this.gradientTasks(round, tasks);
-      this.rounds.set(round, { kind: 'gradient', tasks: roundTasks });
     }
     if (next && next.length > 0) {
       const nextRound = ++this.round;
@@ -318,11 +317,13 @@ export class RedisPool implements WorkerPool {
     });
   }
 
-  /** Forgets a round handed out ahead that is not coming: its jobs are taken back, its results will be 'late'. */
-  private async drop(round: number): Promise<void> {
-    const dropped = this.rounds.get(round);
-    this.rounds.delete(round);
-    await this.takeBack(dropped?.tasks ?? []);
+  /** Forgets the round handed out ahead, which is not coming: its jobs are taken back, its results will be 'late'. */
+  private async dropAhead(): Promise<void> {
+    const ahead = this.ahead;
+    if (!ahead) return;
+    this.ahead = undefined;
+    this.rounds.delete(ahead.round);
+    await this.takeBack(ahead.tasks);
   }
 
   /**
@@ -351,12 +352,9 @@ export class RedisPool implements WorkerPool {
   }
 
   async evaluate(tasks: readonly EvalTask[]): Promise<EvalResult[]> {
-    if (this.ahead) {
-      // Never from the trainer (it hands out ahead only within an epoch): the held jobs would wait for weights
-      // that come only after this evaluation.
-      await this.drop(this.ahead.round);
-      this.ahead = undefined;
-    }
+    // Never needed by the trainer (it hands out ahead only within an epoch): held jobs would wait for weights
+    // that come only after this evaluation.
+    await this.dropAhead();
     const round = ++this.round;
     const classes = this.announcement.classes;
     return this.runRound('evaluate', round, tasks.map((task, index) => {
@@ -423,9 +421,7 @@ export class RedisPool implements WorkerPool {
       await this.submit(outstanding().filter((t) => !t.submitted));
       const open = () => tasks.some((t) => t.result === undefined);
       while (open()) {
-        const arrived = await this.nextArrivals(TICK_MS);
-        for (const entry of arrived.results) this.handleResult(entry);
-        for (const event of arrived.events) this.handleEvent(event);
+        this.apply(await this.nextArrivals(TICK_MS));
         if (!open()) break;
         const now = Date.now();
         this.checkConnection(now);
@@ -528,6 +524,11 @@ export class RedisPool implements WorkerPool {
     return out;
   }
 
+  private apply(arrived: { results: Buffer[]; events: StreamEvent[] }): void {
+    for (const entry of arrived.results) this.handleResult(entry);
+    for (const event of arrived.events) this.handleEvent(event);
+  }
+
   /** Applies one queue event to the round: a failed job is computed again, a stalled one is reported. */
   private handleEvent(event: StreamEvent): void {
     const { event: type, jobId: id } = event.fields;
@@ -593,7 +594,6 @@ export class RedisPool implements WorkerPool {
       if (!(error instanceof RejectedResult)) throw error;
       this.retry(task);
       this.reject(error.reason, `Rejected the result for ${task.label} (job ${id}) from worker ${worker}: ${error.message}. Computing it again (attempt ${task.attempt}).`);
-      return;
     }
   }
 
@@ -639,9 +639,7 @@ export class RedisPool implements WorkerPool {
       const states = await withDeadline(Promise.all(open.map((t) => (t.submitted ? this.queue.getJobState(t.jobId) : 'unsent'))), 3000, () => new Error('timed out'));
       const vanished = open.filter((t, i) => states[i] === 'unknown');
       if (vanished.length === 0) return;
-      const arrived = await this.nextArrivals(50);
-      for (const entry of arrived.results) this.handleResult(entry);
-      for (const event of arrived.events) this.handleEvent(event);
+      this.apply(await this.nextArrivals(50));
       for (const task of vanished.filter((t) => t.result === undefined && t.submitted)) {
         this.options.log(`Job ${task.jobId} (${task.label}) is gone from the queue without a result; submitting it again.`);
         this.retry(task);
@@ -807,25 +805,15 @@ export function resolveRemoteBackend(choice: BackendChoice, model: string): Back
   }
 }
 
-function claimedWorker(returnvalue: string | undefined): string {
-  try {
-    const value = JSON.parse(returnvalue ?? 'null') as { worker?: unknown } | null;
-    if (value && typeof value.worker === 'string') return JSON.stringify(value.worker.slice(0, 200));
-  } catch {
-    // fall through
-  }
-  return '(unknown)';
-}
-
 function capitalize(text: string): string {
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 /** Whether two steps' shard lists are the same work (step, shard, weights version and image indices). */
 function sameShards(a: readonly ShardTask[], b: readonly ShardTask[]): boolean {
-  return a.length === b.length && a.every((x, i) => {
+  return a === b || (a.length === b.length && a.every((x, i) => {
     const y = b[i];
     return x.step === y.step && x.shard === y.shard && x.weightsVersion === y.weightsVersion &&
       x.indices.length === y.indices.length && x.indices.every((index, k) => index === y.indices[k]);
-  });
+  }));
 }

@@ -81,14 +81,15 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
         cutIntoShards(batchIndices(permutation, step, settings.batchSize), settings.shards).map((indices, shard) => ({
           step: globalStep, shard, weightsVersion: globalStep, indices: indices.slice(),
         }));
+      let next: ShardTask[] | undefined;
       for (let step = progress.stepInEpoch; step < steps; step++) {
-        // 1. This step's batch, cut into the run's fixed number of shards.
+        // 1. This step's batch, cut into the run's fixed number of shards (already cut as the previous step's next).
         const batch = batchIndices(permutation, step, settings.batchSize);
-        const tasks = shardTasks(step, progress.globalStep);
+        const tasks = next ?? shardTasks(step, progress.globalStep);
 
         // 2. Workers compute each shard's summed gradient; results come back in shard order. The next step's
         //    shards go along, for pools that hand them out ahead (remote workers then wait only for the weights).
-        const next = step + 1 < steps ? shardTasks(step + 1, progress.globalStep + 1) : undefined;
+        next = step + 1 < steps ? shardTasks(step + 1, progress.globalStep + 1) : undefined;
         const results = await pool.computeGradients(tasks, next);
 
         // 3. Add them in shard order (so the sum never depends on who finished first), then average.
