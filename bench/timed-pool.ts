@@ -60,6 +60,10 @@ export class TimedPool implements WorkerPool {
     return results;
   }
 
+  recycle(results: readonly Float32Array[]): void {
+    this.inner.recycle(results);
+  }
+
   evaluate(tasks: readonly EvalTask[]): Promise<EvalResult[]> {
     return this.inner.evaluate(tasks);
   }

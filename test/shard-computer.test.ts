@@ -140,6 +140,21 @@ test.serial('same weights and indices give byte-identical results', async (t) =>
   sc.dispose();
 });
 
+test.serial('gradient into a given array writes every position: a reused array holds exactly the fresh result', async (t) => {
+  for (const backend of ['cpu', 'wasm', 'fused'] as const) {
+    const sc = await ShardComputer.create(model, sets, backend);
+    sc.setWeights(weights);
+    const fresh = sc.gradient(shard, 3);
+    const out = new Float32Array(new SharedArrayBuffer((P + 2) * 4)).fill(Number.NaN);
+    t.is(sc.gradient(shard, 3, out), out, `${backend}: returns the array it was given`);
+    t.deepEqual(bytes(out), bytes(fresh), `${backend}: every NaN overwritten with the fresh result`);
+    sc.gradient(shard.subarray(0, 5), 4, out);
+    t.deepEqual(bytes(out), bytes(sc.gradient(shard.subarray(0, 5), 4)), `${backend}: nothing of the previous result left`);
+    t.throws(() => sc.gradient(shard, 3, new Float32Array(P)), { instanceOf: RangeError, message: /holds 81302/ });
+    sc.dispose();
+  }
+});
+
 test.serial('setWeights copies: changing the caller\'s array afterwards changes nothing', async (t) => {
   for (const backend of ['cpu', 'wasm'] as const) {
     const sc = await ShardComputer.create(model, sets, backend);

@@ -397,7 +397,11 @@ export class RemoteWorker {
         if (i < 0 || i >= limit) throw new Error(`[worker ${this.id}] image index ${i} is outside the run's ${limit} training images`);
       }
       const [values] = await a.pool.computeGradients([{ step: data.step, shard: data.shard, weightsVersion: data.weightsVersion, indices }]);
-      return encodeGradientPayload(values);
+      try {
+        return encodeGradientPayload(values);
+      } finally {
+        a.pool.recycle([values]);
+      }
     }
     if (data.end > Math.min(test.count, a.announcement.testCount)) {
       throw new Error(`[worker ${this.id}] test images ${data.start}–${data.end - 1} are outside the run's ${a.announcement.testCount} test images`);

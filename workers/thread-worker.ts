@@ -1,10 +1,9 @@
 /**
  * The thread side of ThreadPool: one piscina worker thread with its own tfjs instance. It reads the training
  * images and the current weights from SharedArrayBuffers (no copies per step), computes what it is asked, and
- * transfers its result back.
+ * writes a gradient into the shared result buffer the task names (an evaluation, small, goes back as the reply).
  */
 import { workerData, threadId } from 'node:worker_threads';
-import { move } from 'piscina';
 import { ShardComputer } from '../src/compute/shard-computer.ts';
 import { modelByName } from '../src/model/model-registry.ts';
 import type { ThreadTask, ThreadWorkerData, HelloReply } from '../src/pool/thread-messages.ts';
@@ -25,14 +24,15 @@ function getComputer(): Promise<ShardComputer> {
   return computer;
 }
 
-export default async function run(task: ThreadTask): Promise<HelloReply | Float32Array | EvalResult> {
+export default async function run(task: ThreadTask): Promise<HelloReply | EvalResult | null> {
   const c = await getComputer();
   switch (task.kind) {
     case 'hello':
       return { backend: c.backend, threadId };
     case 'gradient': {
       weights.loadInto(c, task.weightsVersion);
-      return move(c.gradient(task.indices, task.step)) as unknown as Float32Array;
+      c.gradient(task.indices, task.step, task.out);
+      return null;
     }
     case 'evaluate': {
       weights.loadInto(c, task.weightsVersion);

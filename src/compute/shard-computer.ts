@@ -124,19 +124,23 @@ export class ShardComputer {
 
   /**
    * Gradient of Σ cross-entropy over the training images `indices` (in flat parameter order), then the loss
-   * sum and the number of correct predictions: a fresh Float32Array(parameterCount + 2), safe to transfer.
-   * `step` seeds the augmentation (when the recipe has it) and dropout (when the model has it), so the same
+   * sum and the number of correct predictions: parameterCount + 2 floats, written into `out` when given (every
+   * position is written, so it may hold an earlier result), else into a fresh Float32Array. `step` seeds the augmentation (when the recipe has it) and dropout (when the model has it), so the same
    * shard gives the same result anywhere.
    *
    * The network runs in training mode. A batch-norm running statistic is not trained: at its positions the
    * result holds n × the shard's batch value of that statistic (n = the shard's images), so that the
    * coordinator's sum over shards ÷ batch size is the image-weighted mean (see src/train/batch-norm-state.ts).
    */
-  gradient(indices: Int32Array, step = 0): Float32Array {
+  gradient(indices: Int32Array, step = 0, out?: Float32Array): Float32Array {
+    const P = this.parameterCount;
+    if (out && out.length !== shardResultLength(P)) {
+      throw new RangeError(`gradient() writes ${shardResultLength(P)} floats, but its output array holds ${out.length}.`);
+    }
     const { set, order } = this.shardImages(indices, step);
     if (this.fused) {
       this.checkUsable();
-      return this.fused.gradient(set.images, set.labels, set.count, order);
+      return this.fused.gradient(set.images, set.labels, set.count, order, out);
     }
     const weights = this.requireWeights();
     const n = order.length;
@@ -144,8 +148,7 @@ export class ShardComputer {
     const labels = set.labels;
     const oneHot = this.fillOneHot(order, set, this.recipe.labelSmoothing);
     const x = this.fillPixels(set, order);
-    const P = this.parameterCount;
-    const out = new Float32Array(shardResultLength(P));
+    const result = out ?? new Float32Array(shardResultLength(P));
     let correct = 0;
     let reported = 0;
     const context: ForwardContext = {
@@ -156,7 +159,7 @@ export class ShardComputer {
         if (isTrainable(spec) || values.length !== size) {
           throw new RangeError(`Model '${this.model.name}' reported a batch statistic of ${values.length} values for '${spec.name}'.`);
         }
-        for (let c = 0; c < size; c++) out[offset + c] = n * values[c];
+        for (let c = 0; c < size; c++) result[offset + c] = n * values[c];
         reported++;
       },
     };
@@ -173,14 +176,14 @@ export class ShardComputer {
         correct = countCorrect(logits.dataSync() as Float32Array, order, labels, this.classes);
         return crossEntropySum(logits, ys);
       })(this.trainable.map((slot) => weights[slot]));
-      for (let k = 0; k < grads.length; k++) this.readInto(grads[k], out, this.slices[this.trainable[k]].offset);
-      out[P] = value.dataSync()[0];
+      for (let k = 0; k < grads.length; k++) this.readInto(grads[k], result, this.slices[this.trainable[k]].offset);
+      result[P] = value.dataSync()[0];
     });
     if (reported !== this.statistics.length) {
       throw new Error(`Model '${this.model.name}' reported ${reported} batch statistics in training mode, expected ${this.statistics.length}.`);
     }
-    out[P + 1] = correct;
-    return out;
+    result[P + 1] = correct;
+    return result;
   }
 
   /** Classifies test images [start, end) in chunks of at most EVAL_CHUNK; lossSum is Σ cross-entropy. */

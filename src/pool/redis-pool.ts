@@ -266,6 +266,9 @@ export class RedisPool implements WorkerPool {
     this.traffic.weightsBytes += await this.whileConnected(() => this.weights.publish(version, weights), 'publishing the weights');
   }
 
+  /** Nothing to reuse: every result is decoded from its own Redis reply. */
+  recycle(): void {}
+
   /**
    * With `next`, the next step's shards go out as jobs too, right behind this step's: a worker that finishes
    * its shard takes one of them at once and waits for its weights on the feed, so BullMQ's hand-off (adding,

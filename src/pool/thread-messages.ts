@@ -23,7 +23,8 @@ export interface ThreadWorkerData {
 
 export type ThreadTask =
   | { readonly kind: 'hello' }
-  | { readonly kind: 'gradient'; readonly step: number; readonly weightsVersion: number; readonly indices: Int32Array }
+  /** Writes the shard's result (parameterCount + 2 floats) into `out`, a view of a SharedArrayBuffer; replies null. */
+  | { readonly kind: 'gradient'; readonly step: number; readonly weightsVersion: number; readonly indices: Int32Array; readonly out: Float32Array }
   | { readonly kind: 'evaluate'; readonly weightsVersion: number; readonly start: number; readonly end: number };
 
 export interface HelloReply {

@@ -12,6 +12,7 @@ import { hasFusedImplementation } from '../compute/fused/fused-tutorial-cnn.ts';
 import { ShardComputer } from '../compute/shard-computer.ts';
 import { modelByName } from '../model/model-registry.ts';
 import { PublishedWeights } from './published-weights.ts';
+import { ResultBuffers } from './result-buffers.ts';
 
 export interface ThreadPoolOptions {
   readonly model: string;
@@ -48,10 +49,12 @@ interface CallerWorker {
 
 /**
  * WorkerPool on local worker threads (piscina). Weights live in one SharedArrayBuffer that every thread reads;
- * the training images are shared the same way, so a task carries only image indices and a result is one
- * transferred Float32Array.
+ * the training images are shared the same way, so a task carries only image indices, and the thread writes its
+ * result into a shared buffer the pool hands it (./result-buffers.ts, reused once the caller recycles it).
  */
 export class ThreadPool implements WorkerPool {
+  private readonly results: ResultBuffers;
+
   private constructor(
     /** The worker threads; null when the calling thread is the only worker. */
     private readonly piscina: Piscina | null,
@@ -61,7 +64,9 @@ export class ThreadPool implements WorkerPool {
     readonly threads: number,
     private readonly options: ThreadPoolOptions,
     private readonly caller: CallerWorker | null = null,
-  ) {}
+  ) {
+    this.results = new ResultBuffers(options.parameterCount);
+  }
 
   static async create(options: ThreadPoolOptions): Promise<ThreadPool> {
     const weights = new SharedArrayBuffer(options.parameterCount * 4);
@@ -128,10 +133,14 @@ export class ThreadPool implements WorkerPool {
 
   async computeGradients(tasks: readonly ShardTask[]): Promise<Float32Array[]> {
     const caller = this.caller;
-    return this.inLanes(tasks, (task) => this.computeShard(task), caller && ((task) => this.computeShard(task, () => {
+    return this.inLanes(tasks, (task) => this.computeShard(task), caller && ((task) => this.computeShard(task, (out) => {
       caller.weights.loadInto(caller.computer, task.weightsVersion);
-      return caller.computer.gradient(task.indices, task.step);
+      caller.computer.gradient(task.indices, task.step, out);
     })));
+  }
+
+  recycle(results: readonly Float32Array[]): void {
+    this.results.give(results);
   }
 
   /**
@@ -156,18 +165,27 @@ export class ThreadPool implements WorkerPool {
     return results;
   }
 
-  /** One shard on a worker thread, or with `inCaller` on this one; a result that fails validation is recomputed. */
-  private async computeShard(task: ShardTask, inCaller?: () => Float32Array): Promise<Float32Array> {
+  /**
+   * One shard on a worker thread, or with `inCaller` on this one, written into a result buffer of the pool's; a
+   * result that fails validation is recomputed.
+   */
+  private async computeShard(task: ShardTask, inCaller?: (out: Float32Array) => void): Promise<Float32Array> {
     const attempts = this.options.maxAttempts ?? 3;
-    for (let attempt = 1; ; attempt++) {
-      const message: ThreadTask = { kind: 'gradient', step: task.step, weightsVersion: task.weightsVersion, indices: task.indices };
-      const result: unknown = inCaller ? inCaller() : await this.onThread(message);
-      try {
-        return validateShardResult(result, this.options.parameterCount, task.indices.length, `a local worker thread (step ${task.step}, shard ${task.shard})`);
-      } catch (error) {
-        if (!(error instanceof ShardResultError) || attempt >= attempts) throw error;
-        this.options.log?.(`${error.message} Recomputing (attempt ${attempt + 1} of ${attempts}).`);
+    const out = this.results.take();
+    try {
+      for (let attempt = 1; ; attempt++) {
+        if (inCaller) inCaller(out);
+        else await this.onThread({ kind: 'gradient', step: task.step, weightsVersion: task.weightsVersion, indices: task.indices, out });
+        try {
+          return validateShardResult(out, this.options.parameterCount, task.indices.length, `a local worker thread (step ${task.step}, shard ${task.shard})`);
+        } catch (error) {
+          if (!(error instanceof ShardResultError) || attempt >= attempts) throw error;
+          this.options.log?.(`${error.message} Recomputing (attempt ${attempt + 1} of ${attempts}).`);
+        }
       }
+    } catch (error) {
+      this.results.give([out]);
+      throw error;
     }
   }
 

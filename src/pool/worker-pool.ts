@@ -51,6 +51,12 @@ export interface WorkerPool {
    * bring the same tasks; anything handed out ahead for it is then dropped.
    */
   computeGradients(tasks: readonly ShardTask[], next?: readonly ShardTask[]): Promise<Float32Array[]>;
+  /**
+   * Gives results of computeGradients back once the caller has read them: the pool may write later results into
+   * their memory (ThreadPool does, to allocate nothing per step), so they must not be read afterwards. Optional
+   * for the caller: results never recycled stay valid and are garbage-collected as usual.
+   */
+  recycle(results: readonly Float32Array[]): void;
   /** Classifies test-image ranges with published weights; results in task order. */
   evaluate(tasks: readonly EvalTask[]): Promise<EvalResult[]>;
   /** Stops the workers and releases everything the pool holds (threads, Redis keys and connections). */

@@ -98,6 +98,7 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
           progress.epochLossSum += shardLossSum(result);
           progress.epochCorrect += shardCorrect(result);
         }
+        pool.recycle(results);
 
         // 4. Adam on the flat parameter vector; batch norm's running statistics instead take in the shards'
         //    averaged batch statistics (see batch-norm-state.ts). Then publish the new weights as the next version.

@@ -80,11 +80,13 @@ export class FusedTutorialCnn {
 
   /**
    * [gradient of Σ cross-entropy over images `indices` of `images`/`labels` (flat parameter order), loss sum,
-   * correct count]: a fresh Float32Array(81,302 + 2).
+   * correct count]: written into `out` (81,302 + 2 floats) when given, else into a fresh Float32Array.
    */
-  gradient(images: Uint8Array, labels: Uint8Array, count: number, indices: Int32Array): Float32Array {
+  gradient(images: Uint8Array, labels: Uint8Array, count: number, indices: Int32Array, out?: Float32Array): Float32Array {
     this.requireWeights();
     if (indices.length === 0) throw new RangeError('gradient() needs at least one image index.');
+    const P = FUSED_TUTORIAL_PARAMETERS;
+    if (out && out.length !== P + 2) throw new RangeError(`gradient() writes ${P + 2} floats, but its output array holds ${out.length}.`);
     const x = this.x;
     x.beginGradient();
     for (let s = 0; s < indices.length; s += this.chunk) {
@@ -93,12 +95,11 @@ export class FusedTutorialCnn {
       x.trainChunk(n);
     }
     x.finishGradient();
-    const P = FUSED_TUTORIAL_PARAMETERS;
-    const out = new Float32Array(P + 2);
-    out.set(new Float32Array(x.memory.buffer, x.gradPtr(), P));
-    out[P] = x.lossSum();
-    out[P + 1] = x.correctCount();
-    return out;
+    const result = out ?? new Float32Array(P + 2);
+    result.set(new Float32Array(x.memory.buffer, x.gradPtr(), P));
+    result[P] = x.lossSum();
+    result[P + 1] = x.correctCount();
+    return result;
   }
 
   /** Forward pass over images start..end−1: Σ cross-entropy and the argmax class of each. */

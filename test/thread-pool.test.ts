@@ -1,0 +1,64 @@
+import test from 'ava';
+import { ThreadPool } from '../src/pool/thread-pool.ts';
+import { ResultBuffers } from '../src/pool/result-buffers.ts';
+import { ShardComputer } from '../src/compute/shard-computer.ts';
+import { loadCifar10 } from '../src/data/cifar10-dataset.ts';
+import { tutorialCnn } from '../src/model/tutorial-cnn.ts';
+import { initialParameters, parameterCount } from '../src/model/parameter-vector.ts';
+import type { ShardTask } from '../src/pool/worker-pool.ts';
+import { writeCifar10Fixture } from './fixtures/cifar10-fixture.ts';
+
+const P = parameterCount(tutorialCnn);
+const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+
+test('result buffers: a buffer given back is handed out again; foreign arrays and second returns are ignored', (t) => {
+  const buffers = new ResultBuffers(P);
+  const a = buffers.take();
+  const b = buffers.take();
+  t.is(a.length, P + 2);
+  t.true(a.buffer instanceof SharedArrayBuffer, 'threads write into it in place');
+  t.not(a, b);
+  buffers.give([a, new Float32Array(P + 2), a]);
+  t.is(buffers.take(), a, 'reused');
+  t.not(buffers.take(), a, 'given back once, handed out once');
+});
+
+test('ThreadPool: results are right whether their buffers are recycled or kept, on worker threads and on this one', async (t) => {
+  const fixture = await writeCifar10Fixture({ perFile: 12, testCount: 10 });
+  t.teardown(fixture.cleanup);
+  const dataset = await loadCifar10(fixture.dir);
+  const reference = await ShardComputer.create(tutorialCnn, dataset, 'fused');
+  t.teardown(() => reference.dispose());
+  const pool = await ThreadPool.create({ model: 'tutorial', parameterCount: P, dataset, threads: 3, backend: 'fused', callerComputes: true });
+  t.teardown(() => pool.close());
+
+  const tasksOf = (version: number): ShardTask[] => [0, 1, 2, 3].map((shard) => ({
+    step: version, shard, weightsVersion: version, indices: Int32Array.from({ length: 5 }, (_, i) => (version * 20 + shard * 5 + i) % 60),
+  }));
+  const expected = (version: number, weights: Float32Array) => {
+    reference.setWeights(weights);
+    return tasksOf(version).map((task) => bytes(reference.gradient(task.indices, task.step)));
+  };
+
+  const w0 = initialParameters(tutorialCnn, 5);
+  await pool.publishWeights(0, w0);
+  const first = await pool.computeGradients(tasksOf(0));
+  const firstBytes = first.map(bytes);
+  t.deepEqual(firstBytes, expected(0, w0));
+
+  // Kept (not recycled): a later step must not write into them.
+  const w1 = initialParameters(tutorialCnn, 6);
+  await pool.publishWeights(1, w1);
+  const second = await pool.computeGradients(tasksOf(1));
+  t.deepEqual(second.map(bytes), expected(1, w1));
+  t.deepEqual(first.map(bytes), firstBytes, 'results not given back stay as they were');
+  t.is(new Set([...first, ...second]).size, 8, 'fresh buffers while none was given back');
+
+  // Recycled: the next step reuses exactly those buffers and overwrites them completely.
+  pool.recycle(second);
+  const w2 = initialParameters(tutorialCnn, 7);
+  await pool.publishWeights(2, w2);
+  const third = await pool.computeGradients(tasksOf(2));
+  t.true(third.every((buffer) => second.includes(buffer)) && new Set(third).size === 4, 'the recycled buffers, and no new ones');
+  t.deepEqual(third.map(bytes), expected(2, w2));
+});
