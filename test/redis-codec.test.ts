@@ -6,11 +6,11 @@ import { InvalidOptionError } from '../src/errors/index.ts';
 import { parseRedisUrl, redactUrl } from '../src/redis/connection.ts';
 import { RunKeys, jobId, newRunId, parseJobId, resolveNamespace } from '../src/redis/keys.ts';
 import {
-  CodecError, type GradientJobData, RESULT_FORMAT, decodeEvalPayload, decodeGradientPayload, decodeIndices, decodeResult, decodeWeights,
+  CodecError, type GradientJobData, RESULT_FORMAT, decodeEvalPayload, decodeGradientPayload, decodeIndices, decodeResult, decodeWeights, encodeWeights,
   encodeEvalPayload, encodeGradientPayload, encodeIndices, encodeResult, parseJobData, taskDigest,
 } from '../src/redis/payload-codec.ts';
 import { secretCheck, signResult, verifyResult } from '../src/redis/result-signing.ts';
-import { WeightsStore, WeightsUnavailable, fetchWeights, takeBackJobs } from '../src/redis/weights-store.ts';
+import { WeightsStore, WeightsUnavailable, latestWeights, takeBackJobs } from '../src/redis/weights-store.ts';
 import { WeightsFeed } from '../src/redis/weights-feed.ts';
 import { announceRun, listRuns, type RunAnnouncement } from '../src/redis/run-announcement.ts';
 import { countRunKeys, deleteRunKeys, sweepAbandonedRuns } from '../src/redis/run-cleanup.ts';
@@ -45,7 +45,7 @@ test('Redis URLs: AUTH user and password, database, TLS with rediss://, and pass
 
 test('keys: every key of a run under its prefix; job ids round-trip; namespaces validated', (t) => {
   const keys = new RunKeys('ns-1', '20260101-120000-abcdef');
-  for (const key of [keys.announce, keys.weights(12), keys.results, keys.worker('host:42'), keys.events]) {
+  for (const key of [keys.announce, keys.weightsFeed, keys.takeBacks, keys.results, keys.worker('host:42'), keys.events]) {
     t.true(key.startsWith(`${keys.prefix}:`), key);
   }
   t.is(keys.pattern, 'ns-1:run:20260101-120000-abcdef:*');
@@ -115,26 +115,30 @@ test('signatures cover run, kind, step, shard, weights version, task and every p
   t.not(secretCheck('a', 'r1'), secretCheck('a', 'r2'));
 });
 
-test('weights store (real Redis): one binary value per version, older versions deleted, signatures checked', async (t) => {
+test('weights store (real Redis): one binary feed entry per version, the last 4 kept, signatures checked', async (t) => {
   const redis = redisClient();
   t.teardown(() => redis.quit());
   const keys = new RunKeys(testNamespace('weights'), newRunId());
   t.teardown(() => deleteRunKeys(redis, keys));
+  t.is(await latestWeights(redis, keys, 1000, 'k'), undefined, 'nothing published yet');
   const store = new WeightsStore(redis, keys, 'k');
   const w = new Float32Array(1000).map((_, i) => i / 7);
   const bytes = await store.publish(0, w);
   t.true(bytes < w.byteLength + 200, `${bytes} bytes`);
-  await store.publish(1, w.map((x) => x + 1));
-  t.is(await redis.exists(keys.weights(0)), 0, 'version 0 deleted once version 1 is out');
-  const fetched = await fetchWeights(redis, keys, 1, 1000, 'k');
-  t.deepEqual(fetched, w.map((x) => x + 1));
-  t.is(await fetchWeights(redis, keys, 0, 1000, 'k'), undefined);
-  await t.throwsAsync(fetchWeights(redis, keys, 1, 999, 'k'), { instanceOf: WeightsUnavailable, message: /hold 1000 values, the model has 999/ });
-  await t.throwsAsync(fetchWeights(redis, keys, 1, 1000, 'other'), { instanceOf: WeightsUnavailable, message: /bad signature/ });
-  // Someone without the secret overwrites the weights.
-  await new WeightsStore(redis, keys, undefined).publish(1, new Float32Array(1000));
-  await t.throwsAsync(fetchWeights(redis, keys, 1, 1000, 'k'), { instanceOf: WeightsUnavailable, message: /unsigned/ });
-  t.deepEqual(decodeWeights((await redis.getBuffer(keys.weights(1)))!).values, new Float32Array(1000));
+  for (let v = 1; v <= 5; v++) await store.publish(v, w.map((x) => x + v));
+  const entries = (await redis.xrangeBuffer(keys.weightsFeed, '-', '+')) as [Buffer, Buffer[]][];
+  t.deepEqual(entries.map(([, fields]) => decodeWeights(fields[1]).version), [2, 3, 4, 5], 'older versions fall off the feed');
+  t.is(await redis.exists(`${keys.prefix}:weights:5`), 0, 'stored once: in the feed only');
+  t.deepEqual(await latestWeights(redis, keys, 1000, 'k'), { version: 5, values: w.map((x) => x + 5) });
+  await t.throwsAsync(latestWeights(redis, keys, 999, 'k'), { instanceOf: WeightsUnavailable, message: /hold 1000 values, the model has 999/ });
+  await t.throwsAsync(latestWeights(redis, keys, 1000, 'other'), { instanceOf: WeightsUnavailable, message: /bad signature/ });
+  // Someone without the secret publishes weights.
+  await new WeightsStore(redis, keys, undefined).publish(6, new Float32Array(1000));
+  await t.throwsAsync(latestWeights(redis, keys, 1000, 'k'), { instanceOf: WeightsUnavailable, message: /unsigned/ });
+  // Take-backs have a stream of their own: however many, the newest weights stay in the feed.
+  for (let i = 0; i < 10; i++) await takeBackJobs(redis, keys, [`g${i}-0-1`]);
+  t.is(await redis.xlen(keys.weightsFeed), 4);
+  t.is(await redis.xlen(keys.takeBacks), 10);
 });
 
 test('result list (real Redis): entries arrive whole and in order, name their job and worker, and expire with the run', async (t) => {
@@ -163,7 +167,7 @@ test('result list (real Redis): entries arrive whole and in order, name their jo
   t.throws(() => decodeResultEntry(Buffer.from('null\n')), { instanceOf: CodecError, message: /names no job and worker/ });
 });
 
-test('weights feed (real Redis): a job waits for weights published later; superseded, taken-back and unreadable entries; the GET fallback; close', async (t) => {
+test('weights feed (real Redis): a job waits for weights published later; superseded, taken-back and unreadable entries; the fallback after a silence; close', async (t) => {
   const redis = redisClient();
   t.teardown(() => redis.quit());
   const keys = new RunKeys(testNamespace('feed'), newRunId());
@@ -189,11 +193,18 @@ test('weights feed (real Redis): a job waits for weights published later; supers
   await until(async () => errors.length > 0, 5000, 'the unreadable entry to be reported');
   t.regex(errors[0], /the weights feed holds an entry this worker cannot use: weights version \? in Redis are unreadable/);
 
-  // A version the feed no longer holds (trimmed away before this reader started) comes from weights:<version>.
-  await store.publish(4, w(4));
-  await redis.xtrim(keys.weightsFeed, 'MAXLEN', 0);
-  const late = new WeightsFeed(redisClient(), redis, keys, 1000, 'k', (message) => errors.push(message));
+  // An entry the blocking read never delivers (here: written where the reader had already passed, as a feed
+  // re-created by a restarted Redis can be) is found by reading the newest entry after a second of silence.
+  const behind = new RunKeys(keys.namespace, newRunId());
+  t.teardown(() => deleteRunKeys(redis, behind));
+  const late = new WeightsFeed(redisClient(), redis, behind, 1000, undefined, (message) => errors.push(message));
+  await new WeightsStore(redis, behind, undefined).publish(4, w(4));
   t.deepEqual(await late.waitFor(4, 'g4-0-1'), w(4));
+  await redis.del(behind.weightsFeed);
+  await redis.xadd(behind.weightsFeed, '1-1', 'w', encodeWeights({ runId: behind.runId, version: 5, values: w(5) }));
+  const started = Date.now();
+  t.deepEqual(await late.waitFor(5, 'g5-0-1'), w(5));
+  t.true(Date.now() - started >= 900, 'after a silence of about a second');
   await late.close();
 
   const pending = feed.waitFor(5, 'g5-0-1');
@@ -215,7 +226,7 @@ test('run cleanup (real Redis): a run\'s keys all go; abandoned runs and earlier
   await announceRun(redis, dead, announcement(dead, 'h:/x'), 50);
   await announceRun(redis, earlier, announcement(earlier, 'h:/out'), 60_000);
   await announceRun(redis, mine, announcement(mine, 'h:/out'), 60_000);
-  for (const k of [live, dead, earlier, mine]) await redis.set(k.weights(3), 'x');
+  for (const k of [live, dead, earlier, mine]) await redis.set(`${k.prefix}:weights:3`, 'x');
   await sleep(100);
   t.deepEqual((await listRuns(redis, ns)).map((r) => [r.keys.runId, r.announcement?.owner]), [
     [live.runId, 'h:/other'], [dead.runId, undefined], [earlier.runId, 'h:/out'], [mine.runId, 'h:/out'],

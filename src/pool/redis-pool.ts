@@ -3,10 +3,11 @@
  * `npm run worker` processes anywhere (workers/remote-worker.ts). What goes where:
  *
  *   coordinator                               Redis (all under <namespace>:run:<runId>:)        worker
- *   publishWeights(v) ─ SET weights:<v> ────▶ weights:<v>  (binary, once per step) ── GET when missed ─▶
- *                     ─ XADD weights-feed ──▶ weights-feed (stream: the same bytes) ──── XREAD BLOCK ──▶
+ *   publishWeights(v) ─ XADD weights-feed ──▶ weights-feed (stream of the last 4 versions, ─ XREAD BLOCK ─▶
+ *                                              binary, once per step)
  *   computeGradients ─ addBulk jobs ────────▶ tasks:* (BullMQ queue; job = ids + indices) ─ takes job ─▶
  *     (this step's, then the next step's: a worker holds one of those until its weights are on the feed)
+ *     ─ XADD take-backs ─────────────────────▶ take-backs (stream: jobs handed out ahead, withdrawn) ─ XREAD ─▶
  *                    ◀─ BLPOP results ─────── results (list; msgpack Float32Array bytes, ◀──── RPUSH ─── then
  *                                              HMAC-signed with TRAINER_SECRET)                  completes the job
  *                    ◀─ XREAD tasks:events ── 'failed' / 'stalled' jobs

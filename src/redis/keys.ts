@@ -60,14 +60,14 @@ export class RunKeys {
     return `${this.prefix}:announce`;
   }
 
-  /** Version `version` of the weights (binary, see weights-store.ts). */
-  weights(version: number): string {
-    return `${this.prefix}:weights:${version}`;
-  }
-
-  /** The stream every published weights version is also appended to, bytes included (weights-feed.ts). */
+  /** The stream of published weights versions, bytes included: the last few (weights-store.ts, weights-feed.ts). */
   get weightsFeed(): string {
     return `${this.prefix}:weights-feed`;
+  }
+
+  /** The stream of take-backs of jobs handed out ahead of their weights (weights-store.ts, weights-feed.ts). */
+  get takeBacks(): string {
+    return `${this.prefix}:take-backs`;
   }
 
   /** The list the workers push their signed results to and the coordinator pops them from (result-list.ts). */

@@ -44,9 +44,13 @@ export function decodeResultEntry(bytes: Buffer): ResultEntry {
   return { jobId: job, worker: worker.slice(0, 200), envelope: bytes.subarray(end + 1) };
 }
 
-/** Appends an entry (encodeResultEntry) to the run's list and renews the list's lifetime. */
+/**
+ * Appends an entry (encodeResultEntry) to the run's list and renews the list's lifetime: two commands written
+ * back to back, not a MULTI, in which ioredis copies the 325 KB entry twice. The lifetime is only a safety net
+ * for the keys of a run nobody cleans up (run-cleanup.ts sweeps those too), renewed by every push.
+ */
 export async function pushResult(redis: Redis, keys: RunKeys, entry: Buffer): Promise<void> {
-  await redis.multi().rpush(keys.results, entry).expire(keys.results, RESULT_TTL_S).exec();
+  await Promise.all([redis.rpush(keys.results, entry), redis.expire(keys.results, RESULT_TTL_S)]);
 }
 
 /**

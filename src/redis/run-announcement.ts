@@ -10,8 +10,8 @@ import type { BackendName } from '../compute/backend.ts';
 import type { TrainingRecipe } from '../compute/training-recipe.ts';
 import { RunKeys, runsKey } from './keys.ts';
 
-/** Bumped whenever jobs, results or weights change shape: workers refuse runs of another protocol. */
-export const PROTOCOL_VERSION = 1;
+/** Bumped whenever jobs, results or weights change shape or place (2: weights in the feed only, take-backs on their own stream): workers refuse runs of another protocol. */
+export const PROTOCOL_VERSION = 2;
 
 export interface RunAnnouncement {
   readonly protocol: number;

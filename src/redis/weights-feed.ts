@@ -1,24 +1,26 @@
 /**
  * A worker's view of a run's published weights. It reads the run's weights feed (the stream the coordinator
- * appends every version to, bytes included: weights-store.ts) with a blocking XREAD on a connection of its own,
- * so a job that arrived before its weights (the coordinator hands the next step's jobs out ahead) starts the
- * moment they are published: no polling, and no GET on the step's critical path. A version the feed missed
- * (read after it was trimmed, or lost with a Redis restart) is read from weights:<version>, at least once a
- * second while a job waits. The coordinator can take back jobs handed out ahead (a take-back entry in the
- * feed): one waiting for its weights then fails at once, and the worker is free for the jobs that are due.
+ * appends every version to, bytes included: weights-store.ts) and its take-backs with one blocking XREAD on a
+ * connection of its own, so a job that arrived before its weights (the coordinator hands the next step's jobs
+ * out ahead) starts the moment they are published: no polling, and no other read on the step's critical path.
+ * Should the feed stay silent while a job waits (a second without an entry), its newest entry is read
+ * directly, in case the blocking read missed it. A job the coordinator takes back (an entry in the take-backs
+ * stream) fails at once while it waits, and the worker is free for the jobs that are due.
  */
 import type { Redis } from 'ioredis';
 import type { RunKeys } from './keys.ts';
-import { FEED_FIELD, FEED_TAKE_BACK_FIELD, WeightsUnavailable, fetchWeights, readWeightsRecord } from './weights-store.ts';
+import { FEED_FIELD, TAKE_BACK_FIELD, WeightsUnavailable, entryField, latestWeights, readWeightsRecord } from './weights-store.ts';
 
-/** How long one blocking read of the feed lasts, and the longest a waiting job goes without a GET. */
+/** How long one blocking read of the feed lasts, and how long a waiting job waits for an entry before it reads the feed's newest one itself. */
 const BLOCK_MS = 1000;
 
 export class WeightsFeed {
   private latest: { readonly version: number; readonly values: Float32Array } | undefined;
   /** Bumped by every feed entry: a waiter that saw no weights re-checks instead of sleeping past an entry. */
   private generation = 0;
-  private lastId = '0-0';
+  /** Where the next read of each stream starts. */
+  private lastFeedId = '0-0';
+  private lastTakeBackId = '0-0';
   /** Jobs the coordinator took back. */
   private readonly takenBack = new Set<string>();
   private wake: (() => void)[] = [];
@@ -27,7 +29,8 @@ export class WeightsFeed {
 
   /**
    * `feedClient` is blocked by the reads: give the feed a connection of its own, which close() disconnects.
-   * `redis` is shared, for the GETs. `onError` hears of entries that do not verify (once each).
+   * `redis` is shared, for reading the newest entry after a silence. `onError` hears of entries that do not
+   * verify (once each).
    */
   constructor(
     private readonly feedClient: Redis,
@@ -42,8 +45,8 @@ export class WeightsFeed {
 
   /**
    * The weights of `version` for job `jobId`, as soon as they are published. Throws WeightsUnavailable when a
-   * newer version is out (the run has moved on), when the job is taken back, when the stored value does not
-   * verify, or once the feed is closed.
+   * newer version is out (the run has moved on), when the job is taken back, when the newest entry read after
+   * a silence does not verify, or once the feed is closed.
    */
   async waitFor(version: number, jobId: string): Promise<Float32Array> {
     for (;;) {
@@ -55,9 +58,12 @@ export class WeightsFeed {
         throw new WeightsUnavailable(`weights version ${version} is superseded by version ${latest.version}: the coordinator has moved on`);
       }
       const seen = this.generation;
-      const stored = await fetchWeights(this.redis, this.keys, version, this.parameterCount, this.secret);
-      if (stored) return stored;
-      if (this.generation === seen) await this.nextEntry();
+      await this.nextEntry();
+      if (this.generation === seen && !this.closed) {
+        // A second without an entry: the blocking read may have missed one (Redis restarted, say).
+        const newest = await latestWeights(this.redis, this.keys, this.parameterCount, this.secret);
+        if (newest && (!this.latest || newest.version > this.latest.version)) this.latest = newest;
+      }
     }
   }
 
@@ -88,27 +94,39 @@ export class WeightsFeed {
     while (!this.closed) {
       let reply: [Buffer, [Buffer, Buffer[]][]][] | null;
       try {
-        reply = (await this.feedClient.xreadBuffer('BLOCK', BLOCK_MS, 'STREAMS', this.keys.weightsFeed, this.lastId)) as typeof reply;
+        reply = (await this.feedClient.xreadBuffer(
+          'BLOCK', BLOCK_MS, 'STREAMS', this.keys.weightsFeed, this.keys.takeBacks, this.lastFeedId, this.lastTakeBackId,
+        )) as typeof reply;
       } catch {
-        // Redis away, or closed: the GETs in waitFor carry on meanwhile; ioredis reconnects.
+        // Redis away, or closed: waiting jobs read the newest entry themselves meanwhile; ioredis reconnects.
         if (!this.closed) await new Promise((resolve) => setTimeout(resolve, 100));
         continue;
       }
-      const entries = reply?.[0]?.[1] ?? [];
-      for (const [id, fields] of entries) this.take(id.toString(), fields);
-      if (entries.length > 0) {
+      let count = 0;
+      for (const [stream, entries] of reply ?? []) {
+        const takeBacks = stream.toString() === this.keys.takeBacks;
+        for (const [id, fields] of entries) {
+          if (takeBacks) this.takeBack(id.toString(), fields);
+          else this.take(id.toString(), fields);
+          count++;
+        }
+      }
+      if (count > 0) {
         this.generation += 1;
         for (const wake of this.wake.splice(0)) wake();
       }
     }
   }
 
+  private takeBack(id: string, fields: Buffer[]): void {
+    this.lastTakeBackId = id;
+    const jobs = entryField(fields, TAKE_BACK_FIELD);
+    if (jobs) for (const job of jobs.toString().split(',')) this.takenBack.add(job);
+  }
+
   private take(id: string, fields: Buffer[]): void {
-    this.lastId = id;
-    const field = (name: string) => fields.find((_, i) => i % 2 === 1 && fields[i - 1].toString() === name);
-    const takeBack = field(FEED_TAKE_BACK_FIELD);
-    if (takeBack) for (const id of takeBack.toString().split(',')) this.takenBack.add(id);
-    const bytes = field(FEED_FIELD);
+    this.lastFeedId = id;
+    const bytes = entryField(fields, FEED_FIELD);
     if (!bytes) return;
     try {
       const record = readWeightsRecord(bytes, this.keys, undefined, this.parameterCount, this.secret);

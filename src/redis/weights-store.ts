@@ -1,44 +1,37 @@
 /**
- * The weights in Redis: one binary value per version (`<run>:weights:<version>`), written once per step by the
- * coordinator and read once per version by each worker process, never copied into jobs. Older versions are
- * deleted as soon as a newer one is out: no job of the run needs them any more. The same bytes are appended to
- * the run's weights feed (a stream holding the last few entries), which workers read as it grows: a worker whose
- * job arrived before its weights (the next step's jobs are handed out ahead) starts the moment they are out,
- * without polling (weights-feed.ts). The feed also carries take-backs of such jobs.
+ * The weights in Redis: the run's weights feed (`<run>:weights-feed`), a stream the coordinator appends every
+ * published version to, bytes included, and trims to the last few. One XADD per step: the 325 KB cross the
+ * socket once and are stored once. Workers read the feed as it grows (weights-feed.ts): a worker whose job
+ * arrived before its weights (the next step's jobs are handed out ahead) starts the moment they are out,
+ * without polling. Take-backs of such jobs go on a stream of their own (`<run>:take-backs`), so that however
+ * many there are, they never push the newest weights out of the feed.
  */
 import type { Redis } from 'ioredis';
 import type { RunKeys } from './keys.ts';
 import { CodecError, bytesOf, decodeWeights, encodeWeights } from './payload-codec.ts';
 import { signWeights, verifyWeights } from './result-signing.ts';
 
-/** Entries kept in the feed: the newest versions, and take-backs, for a reader that is a little behind. */
+/** Versions kept in the feed, for a reader that is a little behind. */
 const FEED_LENGTH = 4;
+/** Take-backs kept: far more than jobs are ever handed out ahead at once. */
+const TAKE_BACKS_LENGTH = 64;
 /** The field of a feed entry that holds an encoded weights record. */
 export const FEED_FIELD = 'w';
-/** The field of a feed entry that takes back jobs (comma-separated ids): workers holding one give it up at once. */
-export const FEED_TAKE_BACK_FIELD = 'take-back';
+/** The field of a take-back entry: comma-separated job ids; workers holding one give it up at once. */
+export const TAKE_BACK_FIELD = 'jobs';
 
 export class WeightsStore {
-  private readonly written = new Set<number>();
-
   constructor(
     private readonly redis: Redis,
     private readonly keys: RunKeys,
     private readonly secret: string | undefined,
   ) {}
 
-  /** Writes version `version` and deletes every older version this store wrote. Returns the bytes written. */
+  /** Appends version `version` to the feed (older versions fall off its end). Returns the bytes written. */
   async publish(version: number, weights: Float32Array): Promise<number> {
     const signature = this.secret ? signWeights(this.secret, this.keys.runId, version, bytesOf(weights)) : undefined;
     const bytes = encodeWeights({ runId: this.keys.runId, version, values: weights, ...(signature ? { signature } : {}) });
-    const older = [...this.written].filter((v) => v < version);
-    const batch = this.redis.multi().set(this.keys.weights(version), bytes).xadd(this.keys.weightsFeed, 'MAXLEN', FEED_LENGTH, '*', FEED_FIELD, bytes);
-    if (older.length > 0) batch.del(...older.map((v) => this.keys.weights(v)));
-    const replies = await batch.exec();
-    const failed = replies?.find(([error]) => error);
-    if (failed) throw failed[0];
-    for (const v of older) this.written.delete(v);
-    this.written.add(version);
+    await this.redis.xadd(this.keys.weightsFeed, 'MAXLEN', FEED_LENGTH, '*', FEED_FIELD, bytes);
     return bytes.length;
   }
 }
@@ -48,32 +41,40 @@ export class WeightsStore {
  * while it waits for its weights fails it at once, and is free for the jobs that are due.
  */
 export async function takeBackJobs(redis: Redis, keys: RunKeys, jobIds: readonly string[]): Promise<void> {
-  await redis.xadd(keys.weightsFeed, 'MAXLEN', FEED_LENGTH, '*', FEED_TAKE_BACK_FIELD, jobIds.join(','));
+  await redis.xadd(keys.takeBacks, 'MAXLEN', TAKE_BACKS_LENGTH, '*', TAKE_BACK_FIELD, jobIds.join(','));
+}
+
+/** The value of field `name` in a stream entry's flat [name, value, ...] list. */
+export function entryField(fields: readonly Buffer[], name: string): Buffer | undefined {
+  return fields.find((_, i) => i % 2 === 1 && fields[i - 1].toString() === name);
 }
 
 /** Why a worker could not use a weights version. */
 export class WeightsUnavailable extends Error {}
 
 /**
- * Reads version `version` of a run's weights: undefined when the key is absent; WeightsUnavailable when it
- * does not decode, belongs to another run or version, has the wrong length, or (with a secret) is unsigned or
- * badly signed.
+ * The newest version in the run's feed (a worker's fallback when the feed has been silent a while): undefined
+ * when the feed is empty or absent; WeightsUnavailable when it does not decode, belongs to another run, has the
+ * wrong length, or (with a secret) is unsigned or badly signed.
  */
-export async function fetchWeights(
+export async function latestWeights(
   redis: Redis,
   keys: RunKeys,
-  version: number,
   parameterCount: number,
   secret: string | undefined,
-): Promise<Float32Array | undefined> {
-  const bytes = await redis.getBuffer(keys.weights(version));
-  if (bytes === null) return undefined;
-  return readWeightsRecord(bytes, keys, version, parameterCount, secret).values;
+): Promise<{ version: number; values: Float32Array } | undefined> {
+  const entries = (await redis.xrevrangeBuffer(keys.weightsFeed, '+', '-', 'COUNT', 1)) as [Buffer, Buffer[]][];
+  const fields = entries[0]?.[1];
+  if (!fields) return undefined;
+  const bytes = entryField(fields, FEED_FIELD);
+  if (!bytes) throw new WeightsUnavailable('the newest entry of the weights feed holds no weights');
+  return readWeightsRecord(bytes, keys, undefined, parameterCount, secret);
 }
 
 /**
- * The weights in an encoded record (from weights:<version> or the feed), checked like fetchWeights checks them;
- * `version` undefined accepts the version the record names.
+ * The weights in an encoded record (a feed entry), checked: a WeightsUnavailable when it does not decode, names
+ * another run (or, with `version` given, another version), has the wrong length, or (with a secret) is
+ * unsigned or badly signed. `version` undefined accepts the version the record names.
  */
 export function readWeightsRecord(
   bytes: Uint8Array,
