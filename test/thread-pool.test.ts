@@ -12,7 +12,7 @@ const P = parameterCount(tutorialCnn);
 const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
 
 test('result buffers: a buffer given back is handed out again; foreign arrays and second returns are ignored', (t) => {
-  const buffers = new ResultBuffers(P);
+  const buffers = new ResultBuffers(P, true);
   const a = buffers.take();
   const b = buffers.take();
   t.is(a.length, P + 2);
@@ -21,6 +21,7 @@ test('result buffers: a buffer given back is handed out again; foreign arrays an
   buffers.give([a, new Float32Array(P + 2), a]);
   t.is(buffers.take(), a, 'reused');
   t.not(buffers.take(), a, 'given back once, handed out once');
+  t.false(new ResultBuffers(P, false).take().buffer instanceof SharedArrayBuffer);
 });
 
 test('ThreadPool: results are right whether their buffers are recycled or kept, on worker threads and on this one', async (t) => {

@@ -358,7 +358,7 @@ export class RemoteWorker {
     }
     if (this.options.jobDelayMs) await new Promise((resolve) => setTimeout(resolve, this.options.jobDelayMs));
     const started = performance.now();
-    const payload = await a.gate.use(
+    const { payload, release } = await a.gate.use(
       data.weightsVersion,
       async (version) => {
         let weights: Float32Array;
@@ -373,13 +373,18 @@ export class RemoteWorker {
       },
       () => this.compute(a, data),
     );
-    const position = subjectPosition(data);
-    const subject = { runId: keys.runId, kind: data.kind, ...position, weightsVersion: data.weightsVersion, taskDigest: taskDigest(data) };
-    const signature = this.options.secret ? signResult(this.options.secret, subject, payload) : undefined;
-    const bytes = encodeResult({
-      format: RESULT_FORMAT, runId: keys.runId, jobId: String(job.id), worker: this.id, kind: data.kind, ...position,
-      weightsVersion: data.weightsVersion, payload, ...(signature ? { signature } : {}),
-    });
+    let bytes: Buffer;
+    try {
+      const position = subjectPosition(data);
+      const subject = { runId: keys.runId, kind: data.kind, ...position, weightsVersion: data.weightsVersion, taskDigest: taskDigest(data) };
+      const signature = this.options.secret ? signResult(this.options.secret, subject, payload) : undefined;
+      bytes = encodeResult({
+        format: RESULT_FORMAT, runId: keys.runId, jobId: String(job.id), worker: this.id, kind: data.kind, ...position,
+        weightsVersion: data.weightsVersion, payload, ...(signature ? { signature } : {}),
+      });
+    } finally {
+      release();
+    }
     await pushResult(this.redis, keys, encodeResultEntry(String(job.id), this.id, bytes));
     a.jobs += 1;
     if (this.options.verbose) {
@@ -388,7 +393,11 @@ export class RemoteWorker {
     return { worker: this.id };
   }
 
-  private async compute(a: Attached, data: JobData): Promise<Buffer> {
+  /**
+   * The job's payload; `release` is called once it has been encoded (a gradient's payload is a view of the
+   * pool's result buffer, which goes back to the pool then).
+   */
+  private async compute(a: Attached, data: JobData): Promise<{ payload: Uint8Array; release: () => void }> {
     const { train, test } = this.options.dataset;
     if (data.kind === 'gradient') {
       const indices = decodeIndices(data.indices);
@@ -397,17 +406,13 @@ export class RemoteWorker {
         if (i < 0 || i >= limit) throw new Error(`[worker ${this.id}] image index ${i} is outside the run's ${limit} training images`);
       }
       const [values] = await a.pool.computeGradients([{ step: data.step, shard: data.shard, weightsVersion: data.weightsVersion, indices }]);
-      try {
-        return encodeGradientPayload(values);
-      } finally {
-        a.pool.recycle([values]);
-      }
+      return { payload: encodeGradientPayload(values), release: () => a.pool.recycle([values]) };
     }
     if (data.end > Math.min(test.count, a.announcement.testCount)) {
       throw new Error(`[worker ${this.id}] test images ${data.start}–${data.end - 1} are outside the run's ${a.announcement.testCount} test images`);
     }
     const [result] = await a.pool.evaluate([{ weightsVersion: data.weightsVersion, start: data.start, end: data.end }]);
-    return encodeEvalPayload(result);
+    return { payload: encodeEvalPayload(result), release: () => undefined };
   }
 }
 

@@ -30,6 +30,7 @@ import type { Cifar10Dataset } from '../data/cifar10-dataset.ts';
 import { RedisConnectionError, ShardResultError, WorkerTimeoutError } from '../errors/index.ts';
 import type { EvalResult, EvalTask, ShardTask, WorkerPool } from './worker-pool.ts';
 import { shardResultLength, validateShardResult } from './shard-result.ts';
+import { ResultBuffers } from './result-buffers.ts';
 import { checkRedis, openClient, parseRedisUrl, redisConnectionError, type RedisTarget, withDeadline } from '../redis/connection.ts';
 import { type JobName, QUEUE_NAME, RunKeys, type TaskKind, jobId, newRunId, parseJobId, resolveNamespace } from '../redis/keys.ts';
 import { PROTOCOL_VERSION, type RunAnnouncement, announceRun, renewAnnouncement } from '../redis/run-announcement.ts';
@@ -160,6 +161,8 @@ export class RedisPool implements WorkerPool {
   private everServed = false;
   private readonly rejected = new Map<RejectReason, number>();
   private readonly traffic = { weightsBytes: 0, resultBytes: 0, jobs: 0 };
+  /** Where gradients are decoded to, reused once the trainer recycles them. */
+  private readonly gradients: ResultBuffers;
 
   private constructor(
     private readonly options: RedisPoolOptions,
@@ -175,6 +178,7 @@ export class RedisPool implements WorkerPool {
     private readonly secret: string | undefined,
     readonly backend: BackendName,
   ) {
+    this.gradients = new ResultBuffers(options.parameterCount, false);
     redis.on('close', () => {
       this.disconnectedSince ??= Date.now();
     });
@@ -267,8 +271,9 @@ export class RedisPool implements WorkerPool {
     this.traffic.weightsBytes += await this.whileConnected(() => this.weights.publish(version, weights), 'publishing the weights');
   }
 
-  /** Nothing to reuse: every result is decoded from its own Redis reply. */
-  recycle(): void {}
+  recycle(results: readonly Float32Array[]): void {
+    this.gradients.give(results);
+  }
 
   /**
    * With `next`, the next step's shards go out as jobs too, right behind this step's: a worker that finishes
@@ -303,18 +308,24 @@ export class RedisPool implements WorkerPool {
         indices: encodeIndices(task.indices),
       };
       return this.roundTask(data, `step ${task.step} shard ${task.shard}`, (envelope, worker) => {
-        let values: Float32Array;
+        const values = this.gradients.take();
         try {
-          values = decodeGradientPayload(envelope.payload);
+          try {
+            decodeGradientPayload(envelope.payload, values);
+          } catch (error) {
+            if (error instanceof CodecError) throw new RejectedResult('malformed', error.message);
+            throw error;
+          }
+          const count = envelope.payload.byteLength / 4;
+          if (count !== expected) throw new RejectedResult('wrong-length', `it holds ${count} values, expected ${expected}`);
+          try {
+            return validateShardResult(values, this.options.parameterCount, task.indices.length, `worker ${worker}`);
+          } catch (error) {
+            if (error instanceof ShardResultError) throw new RejectedResult('non-finite', error.message.replace(/;? ?discarded\.$/, ''));
+            throw error;
+          }
         } catch (error) {
-          if (error instanceof CodecError) throw new RejectedResult('malformed', error.message);
-          throw error;
-        }
-        if (values.length !== expected) throw new RejectedResult('wrong-length', `it holds ${values.length} values, expected ${expected}`);
-        try {
-          return validateShardResult(values, this.options.parameterCount, task.indices.length, `worker ${worker}`);
-        } catch (error) {
-          if (error instanceof ShardResultError) throw new RejectedResult('non-finite', error.message.replace(/;? ?discarded\.$/, ''));
+          this.gradients.give([values]);
           throw error;
         }
       });

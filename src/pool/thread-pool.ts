@@ -65,7 +65,7 @@ export class ThreadPool implements WorkerPool {
     private readonly options: ThreadPoolOptions,
     private readonly caller: CallerWorker | null = null,
   ) {
-    this.results = new ResultBuffers(options.parameterCount);
+    this.results = new ResultBuffers(options.parameterCount, true);
   }
 
   static async create(options: ThreadPoolOptions): Promise<ThreadPool> {

@@ -3,8 +3,8 @@
  * bytes: a gradient of 82,000 floats is 328 KB, never a JSON array of numbers):
  * - job data (BullMQ stores it as JSON, so it stays small: ids, versions, and the shard's image indices as
  *   base64 of little-endian int32s);
- * - a result: an envelope (who, which task, signature) around a payload (msgpack of the Float32Array
- *   gradient, or of an evaluation's predictions);
+ * - a result: an envelope (who, which task, signature) around a payload (the gradient's raw float32 bytes,
+ *   or msgpack of an evaluation's predictions);
  * - a weights version: msgpack of the Float32Array and its signature.
  * Decoders never trust their input: anything unexpected is a CodecError that says what was wrong.
  */
@@ -108,14 +108,18 @@ export interface ResultEnvelope {
   readonly step: number;
   readonly shard: number;
   readonly weightsVersion: number;
-  /** msgpack of the body: { values: Float32Array } or { start, lossSum, predictions: Int32Array }. */
+  /** The gradient's raw float32 bytes, or msgpack of an evaluation: { start, lossSum, predictions: Int32Array }. */
   readonly payload: Uint8Array;
   /** HMAC-SHA256 (result-signing.ts), absent when the worker has no TRAINER_SECRET. */
   readonly signature?: Uint8Array;
 }
 
-export function encodeGradientPayload(values: Float32Array): Buffer {
-  return packr.pack({ values });
+/**
+ * A gradient result's payload: its float32s as raw little-endian bytes (every machine this runs on is
+ * little-endian, as typed arrays are), a view of `values` without a copy.
+ */
+export function encodeGradientPayload(values: Float32Array): Uint8Array {
+  return bytesOf(values);
 }
 
 export function encodeEvalPayload(result: EvalResult): Buffer {
@@ -156,11 +160,15 @@ export function decodeResult(bytes: Uint8Array): ResultEnvelope {
   };
 }
 
-/** The gradient in a payload; length and finiteness are checked by validateShardResult afterwards. */
-export function decodeGradientPayload(payload: Uint8Array): Float32Array {
-  const value = unpack(payload, 'the gradient payload');
-  const values = (value as { values?: unknown } | null)?.values;
-  if (!(values instanceof Float32Array)) throw new CodecError('the gradient payload holds no Float32Array');
+/**
+ * The gradient in a payload, copied into `into` when that has the payload's length (a buffer reused from step
+ * to step), else into a fresh array. The number of values and their finiteness are checked by the caller.
+ */
+export function decodeGradientPayload(payload: Uint8Array, into?: Float32Array): Float32Array {
+  if (payload.byteLength % 4 !== 0) throw new CodecError(`the gradient payload is ${payload.byteLength} bytes, not a whole number of float32s`);
+  const count = payload.byteLength / 4;
+  const values = into?.length === count ? into : new Float32Array(count);
+  bytesOf(values).set(payload);
   return values;
 }
 
