@@ -6,6 +6,7 @@ import { loadCifar10 } from '../src/data/cifar10-dataset.ts';
 import { tutorialCnn } from '../src/model/tutorial-cnn.ts';
 import { initialParameters, parameterCount } from '../src/model/parameter-vector.ts';
 import type { ShardTask } from '../src/pool/worker-pool.ts';
+import { WorkerThreadError } from '../src/errors/index.ts';
 import { writeCifar10Fixture } from './fixtures/cifar10-fixture.ts';
 
 const P = parameterCount(tutorialCnn);
@@ -62,4 +63,45 @@ test('ThreadPool: results are right whether their buffers are recycled or kept, 
   const third = await pool.computeGradients(tasksOf(2));
   t.true(third.every((buffer) => second.includes(buffer)) && new Set(third).size === 4, 'the recycled buffers, and no new ones');
   t.deepEqual(third.map(bytes), expected(2, w2));
+});
+
+test('ThreadPool channels: a thread\'s error fails the call with its message and the channel serves on; overlapping calls share the threads', async (t) => {
+  const fixture = await writeCifar10Fixture({ perFile: 12, testCount: 10 });
+  t.teardown(fixture.cleanup);
+  const dataset = await loadCifar10(fixture.dir);
+  const reference = await ShardComputer.create(tutorialCnn, dataset, 'fused');
+  t.teardown(() => reference.dispose());
+  // Two threads and no share for this one, as a remote worker with --concurrency 2 runs it (calls overlap there).
+  const pool = await ThreadPool.create({ model: 'tutorial', parameterCount: P, dataset, threads: 2, backend: 'fused', spinMs: 0 });
+  t.teardown(() => pool.close());
+  const weights = initialParameters(tutorialCnn, 8);
+  await pool.publishWeights(4, weights);
+  reference.setWeights(weights);
+
+  const task = (shard: number, weightsVersion = 4): ShardTask => ({ step: 4, shard, weightsVersion, indices: Int32Array.from({ length: 6 }, (_, i) => (shard * 6 + i) % 60) });
+  await t.throwsAsync(pool.computeGradients([task(0, 5)]), { message: /asked for weights version 5 but version 4 is published/ });
+
+  const calls = [[0, 1, 2], [3, 4, 5], [6, 7, 8]].map((shards) => pool.computeGradients(shards.map((s) => task(s))));
+  const results = await Promise.all(calls);
+  t.deepEqual(results.flat().map(bytes), [0, 1, 2, 3, 4, 5, 6, 7, 8].map((s) => bytes(reference.gradient(task(s).indices, 4))));
+  const evaluated = await pool.evaluate([{ weightsVersion: 4, start: 0, end: 10 }]);
+  const expected = reference.evaluate(0, 10);
+  t.deepEqual(evaluated, [{ start: 0, lossSum: expected.lossSum, predictions: expected.predictions }]);
+});
+
+test('ThreadPool channels: a worker thread that dies fails the step with an error instead of hanging it', async (t) => {
+  const fixture = await writeCifar10Fixture({ perFile: 12, testCount: 10 });
+  t.teardown(fixture.cleanup);
+  const dataset = await loadCifar10(fixture.dir);
+  const pool = await ThreadPool.create({ model: 'tutorial', parameterCount: P, dataset, threads: 2, backend: 'fused', callerComputes: true });
+  t.teardown(() => pool.close());
+  await pool.publishWeights(0, initialParameters(tutorialCnn, 9));
+  const tasks: ShardTask[] = [0, 1].map((shard) => ({ step: 0, shard, weightsVersion: 0, indices: Int32Array.of(shard, shard + 2) }));
+  t.is((await pool.computeGradients(tasks)).length, 2);
+  // The one worker thread goes away (as if it crashed).
+  const threads = (pool as unknown as { piscina: { threads: { terminate(): Promise<number> }[] } }).piscina.threads;
+  await Promise.all(threads.map((thread) => thread.terminate()));
+  const stopped = { instanceOf: WorkerThreadError, message: /A local worker thread stopped \(worker exited with code: 1\).*--resume/ };
+  await t.throwsAsync(pool.computeGradients(tasks), stopped);
+  await t.throwsAsync(pool.computeGradients(tasks), stopped, 'and so does every later step');
 });

@@ -254,6 +254,8 @@ export class RemoteWorker {
         backend: a.backend, recipe: a.recipe, log: this.options.log,
         // One job at a time: computed on this thread, with no hop to a worker thread and back.
         callerComputes: this.options.concurrency === 1,
+        // Jobs come through Redis milliseconds apart, and this machine may be shared: threads sleep between them.
+        spinMs: 0,
       });
     } catch (error) {
       return this.refuse(keys, `backend '${a.backend}' does not start here: ${(error as Error).message}`);

@@ -1,14 +1,15 @@
 /**
  * The thread side of ThreadPool: one piscina worker thread with its own tfjs instance. It reads the training
- * images and the current weights from SharedArrayBuffers (no copies per step), computes what it is asked, and
- * writes a gradient into the shared result buffer the task names (an evaluation, small, goes back as the reply).
+ * images and the current weights from SharedArrayBuffers (no copies per step). After the pool's 'hello', its
+ * one task is to serve its channel (src/pool/thread-channel.ts): gradients and evaluations, written straight
+ * into the channel's shared memory, until the pool closes.
  */
 import { workerData, threadId } from 'node:worker_threads';
 import { ShardComputer } from '../src/compute/shard-computer.ts';
 import { modelByName } from '../src/model/model-registry.ts';
 import type { ThreadTask, ThreadWorkerData, HelloReply } from '../src/pool/thread-messages.ts';
-import type { EvalResult } from '../src/pool/worker-pool.ts';
 import { PublishedWeights } from '../src/pool/published-weights.ts';
+import { serveChannel } from '../src/pool/thread-channel.ts';
 
 const data = workerData as ThreadWorkerData;
 const weights = new PublishedWeights(new Float32Array(data.weights), new Int32Array(data.weightsVersion), `Thread ${threadId}`);
@@ -24,19 +25,22 @@ function getComputer(): Promise<ShardComputer> {
   return computer;
 }
 
-export default async function run(task: ThreadTask): Promise<HelloReply | EvalResult | null> {
+export default async function run(task: ThreadTask): Promise<HelloReply | null> {
   const c = await getComputer();
   switch (task.kind) {
     case 'hello':
       return { backend: c.backend, threadId };
-    case 'gradient': {
-      weights.loadInto(c, task.weightsVersion);
-      c.gradient(task.indices, task.step, task.out);
+    case 'serve':
+      serveChannel(task.memory, task.spinMs, {
+        gradient(step, version, indices, out) {
+          weights.loadInto(c, version);
+          c.gradient(indices, step, out);
+        },
+        evaluate(version, start, end) {
+          weights.loadInto(c, version);
+          return c.evaluate(start, end);
+        },
+      });
       return null;
-    }
-    case 'evaluate': {
-      weights.loadInto(c, task.weightsVersion);
-      return c.evaluate(task.start, task.end);
-    }
   }
 }

@@ -11,3 +11,4 @@ export { WorkerTimeoutError } from './worker-timeout-error.ts';
 export { RedisConnectionError } from './redis-connection-error.ts';
 export { ReportDataError } from './report-data-error.ts';
 export { ImageDecodeError } from './image-decode-error.ts';
+export { WorkerThreadError } from './worker-thread-error.ts';

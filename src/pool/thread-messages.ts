@@ -1,6 +1,7 @@
 import type { BackendChoice, BackendName } from '../compute/backend.ts';
 import type { ImageSet } from '../data/cifar10-dataset.ts';
 import type { TrainingRecipe } from '../compute/training-recipe.ts';
+import type { ChannelMemory } from './thread-channel.ts';
 
 /**
  * The vocabulary shared by the two sides of the thread boundary: ThreadPool (./thread-pool.ts, coordinator
@@ -23,9 +24,8 @@ export interface ThreadWorkerData {
 
 export type ThreadTask =
   | { readonly kind: 'hello' }
-  /** Writes the shard's result (parameterCount + 2 floats) into `out`, a view of a SharedArrayBuffer; replies null. */
-  | { readonly kind: 'gradient'; readonly step: number; readonly weightsVersion: number; readonly indices: Int32Array; readonly out: Float32Array }
-  | { readonly kind: 'evaluate'; readonly weightsVersion: number; readonly start: number; readonly end: number };
+  /** Serve this channel (thread-channel.ts) until the pool stops it: every gradient and evaluation goes through it. */
+  | { readonly kind: 'serve'; readonly memory: ChannelMemory; readonly spinMs: number };
 
 export interface HelloReply {
   readonly backend: BackendName;

@@ -1,10 +1,11 @@
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { BackendChoice, BackendName } from '../compute/backend.ts';
 import type { Cifar10Dataset } from '../data/cifar10-dataset.ts';
 import { PLAIN_RECIPE, type TrainingRecipe } from '../compute/training-recipe.ts';
-import { BackendError, ShardResultError } from '../errors/index.ts';
+import { BackendError, ShardResultError, WorkerThreadError } from '../errors/index.ts';
 import type { EvalResult, EvalTask, ShardTask, WorkerPool } from './worker-pool.ts';
 import type { HelloReply, ThreadTask, ThreadWorkerData } from './thread-messages.ts';
 import { validateShardResult } from './shard-result.ts';
@@ -13,6 +14,7 @@ import { ShardComputer } from '../compute/shard-computer.ts';
 import { modelByName } from '../model/model-registry.ts';
 import { PublishedWeights } from './published-weights.ts';
 import { ResultBuffers } from './result-buffers.ts';
+import { ChannelClient, allocateChannelMemory } from './thread-channel.ts';
 
 export interface ThreadPoolOptions {
   readonly model: string;
@@ -37,6 +39,18 @@ export interface ThreadPoolOptions {
    * less than a BullMQ lock). Ignored for tfjs-node (one thread per process).
    */
   readonly callerComputes?: boolean;
+  /**
+   * How long both ends of a thread's channel watch for the other before they sleep (thread-channel.ts). Default
+   * 2 ms when every thread (and this one) has a core of its own, else 0: spinning threads would take cores from
+   * working ones.
+   */
+  readonly spinMs?: number;
+}
+
+/** A worker thread's channel, and a promise that rejects once the thread has stopped serving it. */
+interface ThreadLane {
+  readonly channel: ChannelClient;
+  readonly gone: Promise<never>;
 }
 
 const WORKER_FILE = fileURLToPath(new URL('../../workers/thread-worker.ts', import.meta.url));
@@ -48,12 +62,19 @@ interface CallerWorker {
 }
 
 /**
- * WorkerPool on local worker threads (piscina). Weights live in one SharedArrayBuffer that every thread reads;
- * the training images are shared the same way, so a task carries only image indices, and the thread writes its
- * result into a shared buffer the pool hands it (./result-buffers.ts, reused once the caller recycles it).
+ * WorkerPool on local worker threads (piscina starts them). Weights live in one SharedArrayBuffer that every
+ * thread reads; the training images are shared the same way. Each thread serves a channel in shared memory
+ * (./thread-channel.ts): a task is its image indices written into the channel, a result the thread's writes
+ * into it, copied into a buffer the caller gives back once read (./result-buffers.ts).
  */
 export class ThreadPool implements WorkerPool {
   private readonly results: ResultBuffers;
+  /** Channels not in use by a call (several calls may overlap: a remote worker's jobs). */
+  private readonly idle: ThreadLane[];
+  private readonly waiting: { resolve: (lane: ThreadLane) => void; reject: (error: Error) => void }[] = [];
+  /** Why the pool cannot compute any more (a thread died); set unless close() stopped the threads. */
+  private failure: Error | undefined;
+  private closing = false;
 
   private constructor(
     /** The worker threads; null when the calling thread is the only worker. */
@@ -64,8 +85,19 @@ export class ThreadPool implements WorkerPool {
     readonly threads: number,
     private readonly options: ThreadPoolOptions,
     private readonly caller: CallerWorker | null = null,
+    private readonly lanes: readonly ThreadLane[] = [],
+    /** The serve tasks, one per thread: they end when close() stops the channels. */
+    private readonly serving: readonly Promise<unknown>[] = [],
   ) {
     this.results = new ResultBuffers(options.parameterCount, true);
+    this.idle = [...lanes];
+    for (const lane of lanes) {
+      lane.gone.catch((error: Error) => {
+        if (this.closing) return;
+        this.failure ??= error;
+        for (const waiter of this.waiting.splice(0)) waiter.reject(this.failure);
+      });
+    }
   }
 
   static async create(options: ThreadPoolOptions): Promise<ThreadPool> {
@@ -89,7 +121,10 @@ export class ThreadPool implements WorkerPool {
         await probe.destroy();
         throw error;
       });
-      if (reply.backend === 'node') return new ThreadPool(probe, new Float32Array(weights), new Int32Array(version), 'node', 1, options);
+      if (reply.backend === 'node') {
+        const { lanes, serving } = serve(probe, 1, options, spinMsFor(options, 1));
+        return new ThreadPool(probe, new Float32Array(weights), new Int32Array(version), 'node', 1, options, null, lanes, serving);
+      }
       await probe.destroy();
     }
     // Every thread gets the same explicit backend, so a run never mixes paths.
@@ -113,7 +148,8 @@ export class ThreadPool implements WorkerPool {
       if (backends.size !== 1) {
         throw new BackendError(`Worker threads started on different backends (${[...backends].join(', ')}); pass --backend explicitly.`);
       }
-      return new ThreadPool(piscina, new Float32Array(weights), new Int32Array(version), replies[0].backend, threads, options, caller);
+      const { lanes, serving } = piscina ? serve(piscina, threadCount, options, spinMsFor(options, threads)) : { lanes: [], serving: [] };
+      return new ThreadPool(piscina, new Float32Array(weights), new Int32Array(version), replies[0].backend, threads, options, caller, lanes, serving);
     } catch (error) {
       await piscina?.destroy();
       throw error;
@@ -133,7 +169,7 @@ export class ThreadPool implements WorkerPool {
 
   async computeGradients(tasks: readonly ShardTask[]): Promise<Float32Array[]> {
     const caller = this.caller;
-    return this.inLanes(tasks, (task) => this.computeShard(task), caller && ((task) => this.computeShard(task, (out) => {
+    return this.inLanes(tasks, (task, lane) => this.computeShard(task, lane), caller && ((task) => this.computeShard(task, null, (out) => {
       caller.weights.loadInto(caller.computer, task.weightsVersion);
       caller.computer.gradient(task.indices, task.step, out);
     })));
@@ -145,37 +181,74 @@ export class ThreadPool implements WorkerPool {
 
   /**
    * Runs tasks on one lane per worker, each taking the next task when it is free; results in task order. The
-   * threads' lanes start first, so their first tasks are on their way before this thread's lane (when it has
-   * one) computes, synchronously; it lets the others pick up new tasks between two of its own.
+   * threads' lanes start first, so their first tasks are posted before this thread's lane (when it has one)
+   * computes, synchronously; it lets the others take new tasks between two of its own.
    */
-  private async inLanes<T, R>(tasks: readonly T[], onThread: (task: T) => Promise<R>, onCaller: ((task: T) => Promise<R>) | null): Promise<R[]> {
+  private async inLanes<T, R>(
+    tasks: readonly T[],
+    onThread: (task: T, lane: ThreadLane) => Promise<R>,
+    onCaller: ((task: T) => Promise<R>) | null,
+  ): Promise<R[]> {
+    if (this.failure) throw this.failure;
     const results = new Array<R>(tasks.length);
     let next = 0;
-    const lane = async (run: (task: T) => Promise<R>, yieldBetween: boolean) => {
+    const threadLane = async () => {
+      // Taken at once when one is free, so that the first task is posted before this thread computes.
+      let lane = next < tasks.length ? this.idle.pop() : undefined;
+      try {
+        while (next < tasks.length) {
+          lane ??= await this.nextIdleLane();
+          if (next >= tasks.length) break;
+          const i = next++;
+          results[i] = await onThread(tasks[i], lane);
+        }
+      } finally {
+        if (lane) this.release(lane);
+      }
+    };
+    const callerLane = async (run: (task: T) => Promise<R>) => {
       for (let first = true; next < tasks.length; first = false) {
-        if (yieldBetween && !first) await new Promise((resolve) => setImmediate(resolve));
+        if (!first) await new Promise((resolve) => setImmediate(resolve));
         if (next >= tasks.length) break;
         const i = next++;
         results[i] = await run(tasks[i]);
       }
     };
-    const lanes = Array.from({ length: this.threads - (onCaller ? 1 : 0) }, () => lane(onThread, false));
-    if (onCaller) lanes.push(lane(onCaller, true));
+    const lanes = this.lanes.map(() => threadLane());
+    if (onCaller) lanes.push(callerLane(onCaller));
     await Promise.all(lanes);
     return results;
+  }
+
+  /** A thread's channel as soon as one is free (calls overlap when a remote worker runs several jobs at once). */
+  private nextIdleLane(): Promise<ThreadLane> {
+    if (this.failure) return Promise.reject(this.failure);
+    const lane = this.idle.pop();
+    return lane ? Promise.resolve(lane) : new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  private release(lane: ThreadLane): void {
+    if (lane.channel.busy) return; // its thread died in the middle of a task: never used again
+    const waiter = this.waiting.shift();
+    if (waiter) waiter.resolve(lane);
+    else this.idle.push(lane);
   }
 
   /**
    * One shard on a worker thread, or with `inCaller` on this one, written into a result buffer of the pool's; a
    * result that fails validation is recomputed.
    */
-  private async computeShard(task: ShardTask, inCaller?: (out: Float32Array) => void): Promise<Float32Array> {
+  private async computeShard(task: ShardTask, onThread: ThreadLane | null, inCaller?: (out: Float32Array) => void): Promise<Float32Array> {
     const attempts = this.options.maxAttempts ?? 3;
     const out = this.results.take();
     try {
       for (let attempt = 1; ; attempt++) {
-        if (inCaller) inCaller(out);
-        else await this.onThread({ kind: 'gradient', step: task.step, weightsVersion: task.weightsVersion, indices: task.indices, out });
+        if (inCaller) {
+          inCaller(out);
+        } else if (onThread) {
+          onThread.channel.postGradient(task.step, task.weightsVersion, task.indices);
+          await onThread.channel.gradientInto(out, onThread.gone);
+        }
         try {
           return validateShardResult(out, this.options.parameterCount, task.indices.length, `a local worker thread (step ${task.step}, shard ${task.shard})`);
         } catch (error) {
@@ -191,25 +264,49 @@ export class ThreadPool implements WorkerPool {
 
   async evaluate(tasks: readonly EvalTask[]): Promise<EvalResult[]> {
     const caller = this.caller;
-    return this.inLanes(tasks, async (task) => {
-      const message: ThreadTask = { kind: 'evaluate', weightsVersion: task.weightsVersion, start: task.start, end: task.end };
-      return (await this.onThread(message)) as EvalResult;
+    return this.inLanes(tasks, async (task, lane) => {
+      lane.channel.postEvaluate(task.weightsVersion, task.start, task.end);
+      return lane.channel.evaluation(task.start, task.end, lane.gone);
     }, caller && (async (task) => {
       caller.weights.loadInto(caller.computer, task.weightsVersion);
       return caller.computer.evaluate(task.start, task.end);
     }));
   }
 
-  /** Runs a task on a worker thread (inLanes gives thread lanes only when there are threads). */
-  private onThread(message: ThreadTask): Promise<unknown> {
-    if (!this.piscina) throw new Error('ThreadPool: a task for a worker thread, but this pool has none');
-    return this.piscina.run(message);
-  }
-
   async close(): Promise<void> {
+    this.closing = true;
+    for (const lane of this.lanes) lane.channel.stop();
+    await Promise.allSettled(this.serving);
     this.caller?.computer.dispose();
     await this.piscina?.destroy();
   }
+}
+
+/** The spin of a pool's channels: the option, else 2 ms while every thread of the pool has a core of its own. */
+function spinMsFor(options: ThreadPoolOptions, threads: number): number {
+  return options.spinMs ?? (threads <= os.availableParallelism() ? 2 : 0);
+}
+
+/** Gives each of the `count` threads of `piscina` a channel to serve (one long task each). */
+function serve(piscina: Piscina, count: number, options: ThreadPoolOptions, spinMs: number): { lanes: ThreadLane[]; serving: Promise<unknown>[] } {
+  const { parameterCount, dataset } = options;
+  const lanes: ThreadLane[] = [];
+  const serving: Promise<unknown>[] = [];
+  for (let i = 0; i < count; i++) {
+    const channel = new ChannelClient(allocateChannelMemory(parameterCount, dataset.train.count, dataset.test.count), spinMs);
+    const task = piscina.run({ kind: 'serve', memory: channel.memory, spinMs } satisfies ThreadTask);
+    const gone = task.then(
+      () => Promise.reject(new Error('A worker thread stopped serving its tasks (the pool is closing).')),
+      (error: unknown) => Promise.reject(new WorkerThreadError(
+        `A local worker thread stopped (${error instanceof Error ? error.message : String(error)}), so this run cannot go on. ` +
+          'Its last checkpoint is kept: continue with --resume (with fewer --workers if memory ran out).',
+      )),
+    );
+    gone.catch(() => undefined); // raced by every wait on the channel; nobody else needs to hear of it
+    lanes.push({ channel, gone });
+    serving.push(task.catch(() => undefined));
+  }
+  return { lanes, serving };
 }
 
 /** True when @tensorflow/tfjs-node is installed (without loading it: loading it here would claim the process). */
