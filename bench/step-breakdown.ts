@@ -70,6 +70,9 @@ export function breakdownSteps(steps: readonly StepTiming[], wallMs: number, tot
       waiting.push(slowest - average);
       transfer.push(poolCall[i] - slowest + publish[i]);
     });
+    // A thread that never sleeps (one watching its channel between tasks) has its CPU time brought up to date
+    // only at scheduler ticks: then some steps show none at all, and the split is not to be had.
+    if (!compute.every(Number.isFinite)) return { method: 'none', ...base, computeMs: null, noCoreMs: null, waitingMs: null, transferMs: null };
     return { method: 'per-step', ...base, computeMs: mean(compute), noCoreMs: mean(noCore), waitingMs: mean(waiting), transferMs: mean(transfer) };
   }
   if (totals && totals.cpuMs.length > 0 && n > 0) {
