@@ -93,6 +93,48 @@ test('same inputs give byte-identical weights twice and in two module instances;
   t.is(resumed.state.step, 3);
 });
 
+test('moments that fall below float32\'s normal range become 0, in the kernel and the reference alike, and move no weight of a trained size', (t) => {
+  const SMALLEST_NORMAL = 2 ** -126;
+  // Gradients that stop: the moments of the first weights decay (m by 0.9 a step) into the subnormals.
+  const n = 1_003;
+  // Weights of a trained network's sizes (a weight itself below ~1e-23 would feel even a subnormal moment's pull).
+  const weights = floats(n, 7).map((w) => (Math.abs(w) < 1e-6 ? 0.25 : w));
+  const gradient = (k: number) => {
+    const g = new Float32Array(n + 2);
+    for (let i = 0; i < n; i++) g[i] = k === 0 ? 1e-36 * (1 + i / 1000) : i < 500 ? 0 : 1e-3;
+    return g;
+  };
+  const steps = Array.from({ length: 60 }, (_, k) => [gradient(k)]);
+  const options = steps.map(() => ADAM);
+  const ref = reference(weights, steps, 1, options);
+  const opt = wasm(weights, steps, 1, options);
+  t.deepEqual(bytes(opt.weights), bytes(ref.w));
+  t.deepEqual(bytes(opt.state.m), bytes(ref.state.m));
+  t.deepEqual(bytes(opt.state.v), bytes(ref.state.v));
+  const subnormal = (x: number) => x !== 0 && Math.abs(x) < SMALLEST_NORMAL;
+  t.false([...opt.state.m, ...opt.state.v].some(subnormal), 'no subnormal moment is kept');
+  t.true(opt.state.m.subarray(0, 500).every((m) => m === 0), 'the stopped weights\' first moments reached 0');
+  t.true(opt.state.m.subarray(500).every((m) => m > 0));
+  // Without the rule the same steps leave the weights as they are (the moments' pull is far below an ulp).
+  const w = weights.slice();
+  const state = newAdamState(n);
+  for (const [g] of steps) {
+    state.step += 1;
+    const c = { b1: Math.fround(0.9), ob1: Math.fround(0.1), b2: Math.fround(0.999), ob2: Math.fround(0.001) };
+    const f = Math.fround;
+    for (let i = 0; i < n; i++) {
+      const mi = f(f(c.b1 * state.m[i]) + f(c.ob1 * g[i]));
+      const vi = f(f(c.b2 * state.v[i]) + f(f(c.ob2 * g[i]) * g[i]));
+      const denom = f(f(f(Math.sqrt(vi)) / f(Math.sqrt(1 - 0.999 ** state.step))) + f(1e-8));
+      state.m[i] = mi;
+      state.v[i] = vi;
+      w[i] = w[i] - f(f(1e-3 / (1 - 0.9 ** state.step)) * f(mi / denom));
+    }
+  }
+  t.true([...state.m].some(subnormal), 'plain IEEE arithmetic does keep subnormal moments here');
+  t.deepEqual(bytes(opt.weights), bytes(w), 'and ends with the very same weights');
+});
+
 test('adamStep skips the ranges it is given (e.g. batch-norm running statistics): weights and moments stay', (t) => {
   const n = 103;
   const weights = floats(n, 9);
