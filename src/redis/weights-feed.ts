@@ -132,8 +132,9 @@ export class WeightsFeed {
       const record = readWeightsRecord(bytes, this.keys, undefined, this.parameterCount, this.secret);
       if (!this.latest || record.version >= this.latest.version) this.latest = record;
     } catch (error) {
-      if (!(error instanceof WeightsUnavailable)) throw error;
-      this.onError(`the weights feed holds an entry this worker cannot use: ${error.message}`);
+      // Whatever is wrong with an entry (anyone with access to Redis can write one), it must not stop the read
+      // loop, which every job of the run waits on.
+      this.onError(`the weights feed holds an entry this worker cannot use: ${(error as Error).message}`);
     }
   }
 }
