@@ -1,8 +1,8 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { ThreadPool } from '../src/pool/thread-pool.ts';
 import { ResultBuffers } from '../src/pool/result-buffers.ts';
 import { ShardComputer } from '../src/compute/shard-computer.ts';
-import { loadCifar10 } from '../src/data/cifar10-dataset.ts';
+import { type Cifar10Dataset, loadCifar10 } from '../src/data/cifar10-dataset.ts';
 import { tutorialCnn } from '../src/model/tutorial-cnn.ts';
 import { initialParameters, parameterCount } from '../src/model/parameter-vector.ts';
 import type { ShardTask } from '../src/pool/worker-pool.ts';
@@ -11,6 +11,16 @@ import { writeCifar10Fixture } from './fixtures/cifar10-fixture.ts';
 
 const P = parameterCount(tutorialCnn);
 const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+
+/** A 60-image data set in the real file format, and a ShardComputer on it in this thread to compare with. */
+async function smallDataSet(t: ExecutionContext): Promise<{ dataset: Cifar10Dataset; reference: ShardComputer }> {
+  const fixture = await writeCifar10Fixture({ perFile: 12, testCount: 10 });
+  t.teardown(fixture.cleanup);
+  const dataset = await loadCifar10(fixture.dir);
+  const reference = await ShardComputer.create(tutorialCnn, dataset, 'fused');
+  t.teardown(() => reference.dispose());
+  return { dataset, reference };
+}
 
 test('result buffers: a buffer given back is handed out again; foreign arrays and second returns are ignored', (t) => {
   const buffers = new ResultBuffers(P, true);
@@ -26,11 +36,7 @@ test('result buffers: a buffer given back is handed out again; foreign arrays an
 });
 
 test('ThreadPool: results are right whether their buffers are recycled or kept, on worker threads and on this one', async (t) => {
-  const fixture = await writeCifar10Fixture({ perFile: 12, testCount: 10 });
-  t.teardown(fixture.cleanup);
-  const dataset = await loadCifar10(fixture.dir);
-  const reference = await ShardComputer.create(tutorialCnn, dataset, 'fused');
-  t.teardown(() => reference.dispose());
+  const { dataset, reference } = await smallDataSet(t);
   const pool = await ThreadPool.create({ model: 'tutorial', parameterCount: P, dataset, threads: 3, backend: 'fused', callerComputes: true });
   t.teardown(() => pool.close());
 
@@ -66,11 +72,7 @@ test('ThreadPool: results are right whether their buffers are recycled or kept, 
 });
 
 test('ThreadPool channels: a thread\'s error fails the call with its message and the channel serves on; overlapping calls share the threads', async (t) => {
-  const fixture = await writeCifar10Fixture({ perFile: 12, testCount: 10 });
-  t.teardown(fixture.cleanup);
-  const dataset = await loadCifar10(fixture.dir);
-  const reference = await ShardComputer.create(tutorialCnn, dataset, 'fused');
-  t.teardown(() => reference.dispose());
+  const { dataset, reference } = await smallDataSet(t);
   // Two threads and no share for this one, as a remote worker with --concurrency 2 runs it (calls overlap there).
   const pool = await ThreadPool.create({ model: 'tutorial', parameterCount: P, dataset, threads: 2, backend: 'fused', spinMs: 0 });
   t.teardown(() => pool.close());
@@ -90,9 +92,7 @@ test('ThreadPool channels: a thread\'s error fails the call with its message and
 });
 
 test('ThreadPool channels: a worker thread that dies fails the step with an error instead of hanging it', async (t) => {
-  const fixture = await writeCifar10Fixture({ perFile: 12, testCount: 10 });
-  t.teardown(fixture.cleanup);
-  const dataset = await loadCifar10(fixture.dir);
+  const { dataset } = await smallDataSet(t);
   const pool = await ThreadPool.create({ model: 'tutorial', parameterCount: P, dataset, threads: 2, backend: 'fused', callerComputes: true });
   t.teardown(() => pool.close());
   await pool.publishWeights(0, initialParameters(tutorialCnn, 9));
