@@ -65,6 +65,14 @@ function spinUntil(control: Int32Array, ms: number, ready: (state: number) => bo
 const isNotTask = (state: number) => state !== ChannelState.Task;
 const isTaskOrStop = (state: number) => state === ChannelState.Task || state === ChannelState.Stop;
 
+/** How the coordinator waits for a task's result. */
+export interface ChannelWait {
+  /** Rejects once the thread has stopped serving the channel. */
+  readonly gone: Promise<never>;
+  /** Whether this thread has nothing better to do than watch the channel (else it sleeps on it at once). */
+  mayWatch(): boolean;
+}
+
 /** The coordinator's end of a channel. One task at a time. */
 export class ChannelClient {
   private readonly control: Int32Array;
@@ -101,14 +109,14 @@ export class ChannelClient {
   }
 
   /** Copies a gradient task's result into `out`; throws the thread's error when the task failed. */
-  async gradientInto(out: Float32Array, abandoned: Promise<never>): Promise<void> {
-    await this.finished(abandoned);
+  async gradientInto(out: Float32Array, wait: ChannelWait): Promise<void> {
+    await this.finished(wait);
     out.set(this.gradientView);
   }
 
   /** A finished evaluation task's loss sum and predictions (copied out of the channel). */
-  async evaluation(start: number, end: number, abandoned: Promise<never>): Promise<{ start: number; lossSum: number; predictions: Int32Array }> {
-    await this.finished(abandoned);
+  async evaluation(start: number, end: number, wait: ChannelWait): Promise<{ start: number; lossSum: number; predictions: Int32Array }> {
+    await this.finished(wait);
     return { start, lossSum: this.lossSum[0], predictions: this.predictions.slice(0, end - start) };
   }
 
@@ -137,18 +145,19 @@ export class ChannelClient {
   }
 
   /**
-   * Waits for the task in hand: watches the state word for spinMs, then sleeps on it. `abandoned` rejects when
-   * the thread is gone (its serve task ended), so a dead thread fails the task instead of hanging it.
+   * Waits for the task in hand: watches the state word for spinMs (when `wait.mayWatch()`), then sleeps on it.
+   * `wait.gone` rejects when the thread is gone (its serve task ended), so a dead thread fails the task instead
+   * of hanging it.
    */
-  private async finished(abandoned: Promise<never>): Promise<void> {
+  private async finished(wait: ChannelWait): Promise<void> {
     const c = this.control;
     // First let this event-loop turn finish: the coordinator's thread may have its own share to compute (a
     // ThreadPool posts the threads' tasks first), and watching the channel meanwhile would only delay it.
     await new Promise((resolve) => setImmediate(resolve));
-    if (!spinUntil(c, this.spinMs, isNotTask)) {
+    if (!spinUntil(c, wait.mayWatch() ? this.spinMs : 0, isNotTask)) {
       while (Atomics.load(c, STATE) === ChannelState.Task) {
-        const wait = Atomics.waitAsync(c, STATE, ChannelState.Task);
-        if (wait.async) await Promise.race([wait.value, abandoned]);
+        const sleep = Atomics.waitAsync(c, STATE, ChannelState.Task);
+        if (sleep.async) await Promise.race([sleep.value, wait.gone]);
       }
     }
     const state = Atomics.load(c, STATE);

@@ -14,7 +14,7 @@ import { ShardComputer } from '../compute/shard-computer.ts';
 import { modelByName } from '../model/model-registry.ts';
 import { PublishedWeights } from './published-weights.ts';
 import { ResultBuffers } from './result-buffers.ts';
-import { ChannelClient, allocateChannelMemory } from './thread-channel.ts';
+import { ChannelClient, type ChannelWait, allocateChannelMemory } from './thread-channel.ts';
 
 export interface ThreadPoolOptions {
   readonly model: string;
@@ -169,7 +169,7 @@ export class ThreadPool implements WorkerPool {
 
   async computeGradients(tasks: readonly ShardTask[]): Promise<Float32Array[]> {
     const caller = this.caller;
-    return this.inLanes(tasks, (task, lane) => this.computeShard(task, lane), caller && ((task) => this.computeShard(task, null, (out) => {
+    return this.inLanes(tasks, (task, lane, wait) => this.computeShard(task, { lane, wait }), caller && ((task) => this.computeShard(task, null, (out) => {
       caller.weights.loadInto(caller.computer, task.weightsVersion);
       caller.computer.gradient(task.indices, task.step, out);
     })));
@@ -186,12 +186,15 @@ export class ThreadPool implements WorkerPool {
    */
   private async inLanes<T, R>(
     tasks: readonly T[],
-    onThread: (task: T, lane: ThreadLane) => Promise<R>,
+    onThread: (task: T, lane: ThreadLane, wait: ChannelWait) => Promise<R>,
     onCaller: ((task: T) => Promise<R>) | null,
   ): Promise<R[]> {
     if (this.failure) throw this.failure;
     const results = new Array<R>(tasks.length);
     let next = 0;
+    // While this thread's lane has shares left to compute, a thread lane must not spin on its channel.
+    let callerBusy = onCaller !== null;
+    const mayWatch = () => !callerBusy;
     const threadLane = async () => {
       // Taken at once when one is free, so that the first task is posted before this thread computes.
       let lane = next < tasks.length ? this.idle.pop() : undefined;
@@ -200,18 +203,22 @@ export class ThreadPool implements WorkerPool {
           lane ??= await this.nextIdleLane();
           if (next >= tasks.length) break;
           const i = next++;
-          results[i] = await onThread(tasks[i], lane);
+          results[i] = await onThread(tasks[i], lane, { gone: lane.gone, mayWatch });
         }
       } finally {
         if (lane) this.release(lane);
       }
     };
     const callerLane = async (run: (task: T) => Promise<R>) => {
-      for (let first = true; next < tasks.length; first = false) {
-        if (!first) await new Promise((resolve) => setImmediate(resolve));
-        if (next >= tasks.length) break;
-        const i = next++;
-        results[i] = await run(tasks[i]);
+      try {
+        for (let first = true; next < tasks.length; first = false) {
+          if (!first) await new Promise((resolve) => setImmediate(resolve));
+          if (next >= tasks.length) break;
+          const i = next++;
+          results[i] = await run(tasks[i]);
+        }
+      } finally {
+        callerBusy = false;
       }
     };
     const lanes = this.lanes.map(() => threadLane());
@@ -238,7 +245,11 @@ export class ThreadPool implements WorkerPool {
    * One shard on a worker thread, or with `inCaller` on this one, written into a result buffer of the pool's; a
    * result that fails validation is recomputed.
    */
-  private async computeShard(task: ShardTask, onThread: ThreadLane | null, inCaller?: (out: Float32Array) => void): Promise<Float32Array> {
+  private async computeShard(
+    task: ShardTask,
+    onThread: { readonly lane: ThreadLane; readonly wait: ChannelWait } | null,
+    inCaller?: (out: Float32Array) => void,
+  ): Promise<Float32Array> {
     const attempts = this.options.maxAttempts ?? 3;
     const out = this.results.take();
     try {
@@ -246,8 +257,8 @@ export class ThreadPool implements WorkerPool {
         if (inCaller) {
           inCaller(out);
         } else if (onThread) {
-          onThread.channel.postGradient(task.step, task.weightsVersion, task.indices);
-          await onThread.channel.gradientInto(out, onThread.gone);
+          onThread.lane.channel.postGradient(task.step, task.weightsVersion, task.indices);
+          await onThread.lane.channel.gradientInto(out, onThread.wait);
         }
         try {
           return validateShardResult(out, this.options.parameterCount, task.indices.length, `a local worker thread (step ${task.step}, shard ${task.shard})`);
@@ -264,9 +275,9 @@ export class ThreadPool implements WorkerPool {
 
   async evaluate(tasks: readonly EvalTask[]): Promise<EvalResult[]> {
     const caller = this.caller;
-    return this.inLanes(tasks, async (task, lane) => {
+    return this.inLanes(tasks, async (task, lane, wait) => {
       lane.channel.postEvaluate(task.weightsVersion, task.start, task.end);
-      return lane.channel.evaluation(task.start, task.end, lane.gone);
+      return lane.channel.evaluation(task.start, task.end, wait);
     }, caller && (async (task) => {
       caller.weights.loadInto(caller.computer, task.weightsVersion);
       return caller.computer.evaluate(task.start, task.end);
