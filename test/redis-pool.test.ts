@@ -1,7 +1,7 @@
 // RedisPool on its own, in this process, with one `npm run worker` process: gradients (with the run's
 // augmentation and label smoothing) and evaluations are bit-for-bit those of a local ThreadPool, and the pool's
 // traffic is binary and about one weights copy per step plus one result per shard.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { writeCifar10Fixture } from './fixtures/cifar10-fixture.ts';
 import { REDIS_URL, redisClient, scanKeys, startWorker, testNamespace } from './fixtures/redis-harness.ts';
 import { loadCifar10 } from '../src/data/cifar10-dataset.ts';
@@ -10,24 +10,54 @@ import { initialParameters, parameterCount } from '../src/model/parameter-vector
 import { ThreadPool } from '../src/pool/thread-pool.ts';
 import { RedisPool } from '../src/pool/redis-pool.ts';
 import type { ShardTask } from '../src/pool/worker-pool.ts';
+import type { BackendName } from '../src/compute/backend.ts';
+import type { TrainingRecipe } from '../src/compute/training-recipe.ts';
 
-test('gradients and evaluations over Redis equal a local thread\'s bit for bit, with the run\'s recipe', async (t) => {
+/**
+ * A RedisPool in this process served by one `npm run worker` process, and a local one-thread ThreadPool to compare
+ * it with, on a small data set of 40 training and 30 test images.
+ */
+async function remoteAndLocal(
+  t: ExecutionContext,
+  setting: { name: string; concurrency: number; backend: BackendName; shardTimeoutSeconds: number; recipe?: TrainingRecipe },
+) {
   const fixture = await writeCifar10Fixture({ perFile: 8, testCount: 30 });
   t.teardown(fixture.cleanup);
   const dataset = await loadCifar10(fixture.dir);
   const model = modelByName('tutorial');
   const P = parameterCount(model);
-  const recipe = { seed: 11, augment: true, labelSmoothing: 0.1 };
-  const ns = testNamespace('pool');
-  const worker = await startWorker({ namespace: ns, data: fixture.dir, name: 'w1', concurrency: 2 });
+  const { backend, recipe } = setting;
+  const ns = testNamespace(setting.name);
+  const worker = await startWorker({ namespace: ns, data: fixture.dir, name: 'w1', concurrency: setting.concurrency });
   t.teardown(() => worker.kill('SIGKILL'));
   const lines: string[] = [];
   const remote = await RedisPool.create({
-    url: REDIS_URL, model: model.name, parameterCount: P, dataset, backend: 'wasm', shardTimeoutSeconds: 60, namespace: ns, recipe,
+    url: REDIS_URL, model: model.name, parameterCount: P, dataset, backend, shardTimeoutSeconds: setting.shardTimeoutSeconds, namespace: ns, recipe,
     log: (line) => lines.push(line),
   });
-  const local = await ThreadPool.create({ model: model.name, parameterCount: P, dataset, threads: 1, backend: 'wasm', recipe });
+  const local = await ThreadPool.create({ model: model.name, parameterCount: P, dataset, threads: 1, backend, recipe });
   t.teardown(() => local.close());
+  /** Closes the RedisPool; the run's keys left in Redis afterwards (none, it should be). */
+  const closeRemote = async () => {
+    await remote.close();
+    const redis = redisClient();
+    t.teardown(() => redis.quit());
+    return scanKeys(redis, `${ns}:*`);
+  };
+  return { model, P, worker, remote, local, lines, closeRemote };
+}
+
+/** Whether two lists of results hold the same bytes. */
+function sameBytes(a: readonly Float32Array[], b: readonly Float32Array[]): boolean {
+  const bytes = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
+  return a.length === b.length && a.every((x, i) => bytes(x).equals(bytes(b[i])));
+}
+
+test('gradients and evaluations over Redis equal a local thread\'s bit for bit, with the run\'s recipe', async (t) => {
+  const recipe = { seed: 11, augment: true, labelSmoothing: 0.1 };
+  const { model, P, worker, remote, local, lines, closeRemote } = await remoteAndLocal(t, {
+    name: 'pool', concurrency: 2, backend: 'wasm', shardTimeoutSeconds: 60, recipe,
+  });
   t.is(remote.backend, 'wasm');
   t.regex(remote.describe(), /via Redis redis:\/\/127\.0\.0\.1:6379 \(run \S+, wasm\)/);
 
@@ -43,7 +73,7 @@ test('gradients and evaluations over Redis equal a local thread\'s bit for bit, 
     await local.publishWeights(step, weights);
     const [a, b] = await Promise.all([remote.computeGradients(tasks(step)), local.computeGradients(tasks(step))]);
     t.is(a.length, 3);
-    a.forEach((result, i) => t.true(Buffer.from(result.buffer, result.byteOffset, result.byteLength).equals(Buffer.from(b[i].buffer, b[i].byteOffset, b[i].byteLength)), `step ${step} shard ${i}`));
+    a.forEach((result, i) => t.true(sameBytes([result], [b[i]]), `step ${step} shard ${i}`));
   }
   const evalTasks = [{ weightsVersion: 1, start: 0, end: 20 }, { weightsVersion: 1, start: 20, end: 30 }];
   t.deepEqual(await remote.evaluate(evalTasks), await local.evaluate(evalTasks));
@@ -55,35 +85,17 @@ test('gradients and evaluations over Redis equal a local thread\'s bit for bit, 
   t.deepEqual(remote.rejectedResults(), {});
   t.regex(worker.output(), /serving run \S+ \(model tutorial, backend wasm, 2 threads, 40 training images, augmented, label smoothing 0\.1\)/);
 
-  await remote.close();
-  const redis = redisClient();
-  t.teardown(() => redis.quit());
-  t.deepEqual(await scanKeys(redis, `${ns}:*`), []);
+  t.deepEqual(await closeRemote(), []);
   t.regex(lines.join('\n'), /Run \S+ announced/);
 });
 
 test('the next step\'s shards handed out ahead: same bytes; a different next call and an evaluation take them back instead of waiting on them', async (t) => {
-  const fixture = await writeCifar10Fixture({ perFile: 8, testCount: 30 });
-  t.teardown(fixture.cleanup);
-  const dataset = await loadCifar10(fixture.dir);
-  const model = modelByName('tutorial');
-  const P = parameterCount(model);
-  const ns = testNamespace('ahead');
   // One job at a time, computed on the worker's own thread: a job it holds ahead leaves it no room for another.
-  const worker = await startWorker({ namespace: ns, data: fixture.dir, name: 'w1', concurrency: 1 });
-  t.teardown(() => worker.kill('SIGKILL'));
-  const lines: string[] = [];
-  const remote = await RedisPool.create({
-    url: REDIS_URL, model: model.name, parameterCount: P, dataset, backend: 'fused', shardTimeoutSeconds: 30, namespace: ns,
-    log: (line) => lines.push(line),
-  });
-  const local = await ThreadPool.create({ model: model.name, parameterCount: P, dataset, threads: 1, backend: 'fused' });
-  t.teardown(() => local.close());
+  const { model, remote, local, lines, closeRemote } = await remoteAndLocal(t, { name: 'ahead', concurrency: 1, backend: 'fused', shardTimeoutSeconds: 30 });
   const tasks = (step: number, offset = 0): ShardTask[] => [
     { step, shard: 0, weightsVersion: step, indices: new Int32Array([3 + offset, 17, 22, step]) },
     { step, shard: 1, weightsVersion: step, indices: new Int32Array([0, 39 - offset, 12]) },
   ];
-  const same = (a: Float32Array[], b: Float32Array[]) => a.length === b.length && a.every((x, i) => Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(b[i].buffer, b[i].byteOffset, b[i].byteLength)));
   const weights = initialParameters(model, 5);
   // Steps 0 and 1 as the trainer runs them; step 2 then comes with other shards than announced; step 3's
   // shards, handed out ahead, are followed by an evaluation instead.
@@ -96,14 +108,11 @@ test('the next step\'s shards handed out ahead: same bytes; a different next cal
     for (let i = step; i < weights.length; i += 11) weights[i] += 1e-3;
     await remote.publishWeights(step, weights);
     await local.publishWeights(step, weights);
-    t.true(same(await remote.computeGradients(now, next), await local.computeGradients(now)), `step ${step}`);
+    t.true(sameBytes(await remote.computeGradients(now, next), await local.computeGradients(now)), `step ${step}`);
   }
   const evalTasks = [{ weightsVersion: 2, start: 0, end: 30 }];
   t.deepEqual(await remote.evaluate(evalTasks), await local.evaluate(evalTasks));
   t.deepEqual(Object.keys(remote.rejectedResults()).filter((reason) => reason !== 'late'), [], 'at most late results of jobs taken back');
   t.notRegex(lines.join('\n'), /Waiting \d+ s for/);
-  await remote.close();
-  const redis = redisClient();
-  t.teardown(() => redis.quit());
-  t.deepEqual(await scanKeys(redis, `${ns}:*`), []);
+  t.deepEqual(await closeRemote(), []);
 });

@@ -178,7 +178,7 @@ export class RedisPool implements WorkerPool {
     private readonly secret: string | undefined,
     readonly backend: BackendName,
   ) {
-    this.gradients = new ResultBuffers(options.parameterCount, false);
+    this.gradients = new ResultBuffers(options.parameterCount);
     redis.on('close', () => {
       this.disconnectedSince ??= Date.now();
     });

@@ -2,12 +2,11 @@ import { shardResultLength } from './shard-result.ts';
 
 /**
  * The memory shard results are written into, reused from step to step. A pool takes one buffer per shard
- * result, writes the result into it (a ThreadPool's worker thread or calling thread computes into it in place;
- * a RedisPool decodes a worker's result into it), and the pool's caller gives it back with
- * WorkerPool.recycle() once it has read it. So a step allocates no 325 KB result arrays: at batch 10 those
- * allocations alone cost the coordinator's thread about a third of a millisecond per step in garbage
- * collection. A ThreadPool's buffers live on SharedArrayBuffers, so that a worker thread writes straight into
- * the memory the caller reads.
+ * result and writes the result into it (a ThreadPool computes into it on the calling thread, or copies a worker
+ * thread's result out of its channel; a RedisPool decodes a worker's result into it), and the pool's caller
+ * gives it back with WorkerPool.recycle() once it has read it. So a step allocates no 325 KB result arrays: at
+ * batch 10 those allocations alone cost the coordinator's thread about a third of a millisecond per step in
+ * garbage collection.
  *
  * A buffer is never handed out twice before it is given back, so callers that overlap (a remote worker with
  * several jobs at once) each write into memory of their own. Results that are never given back are simply
@@ -19,17 +18,13 @@ export class ResultBuffers {
   private readonly mine = new WeakSet<Float32Array>();
   private readonly length: number;
 
-  constructor(
-    parameterCount: number,
-    /** Buffers on SharedArrayBuffers (for worker threads to write into), else ordinary ones. */
-    private readonly shared: boolean,
-  ) {
+  constructor(parameterCount: number) {
     this.length = shardResultLength(parameterCount);
   }
 
   /** A buffer for one shard result (parameterCount + 2 floats), from the free list or new. */
   take(): Float32Array {
-    const buffer = this.free.pop() ?? (this.shared ? new Float32Array(new SharedArrayBuffer(this.length * 4)) : new Float32Array(this.length));
+    const buffer = this.free.pop() ?? new Float32Array(this.length);
     this.mine.add(buffer);
     return buffer;
   }

@@ -89,7 +89,7 @@ export class ThreadPool implements WorkerPool {
     /** The serve tasks, one per thread: they end when close() stops the channels. */
     private readonly serving: readonly Promise<unknown>[] = [],
   ) {
-    this.results = new ResultBuffers(options.parameterCount, true);
+    this.results = new ResultBuffers(options.parameterCount);
     this.idle = [...lanes];
     for (const lane of lanes) {
       lane.gone.catch((error: Error) => {
