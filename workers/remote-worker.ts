@@ -33,7 +33,7 @@ import { removePresence, writePresence } from '../src/redis/worker-presence.ts';
 import { secretCheck, signResult } from '../src/redis/result-signing.ts';
 import { encodeResultEntry, pushResult } from '../src/redis/result-list.ts';
 import {
-  type JobData, RESULT_FORMAT, decodeIndices, encodeEvalPayload, encodeGradientPayload, encodeResult, parseJobData,
+  type JobData, RESULT_FORMAT, decodeIndices, encodeEvalPayload, encodeGradientPayload, encodeResultParts, parseJobData,
   subjectPosition, taskDigest,
 } from '../src/redis/payload-codec.ts';
 
@@ -375,19 +375,19 @@ export class RemoteWorker {
       },
       () => this.compute(a, data),
     );
-    let bytes: Buffer;
     try {
       const position = subjectPosition(data);
       const subject = { runId: keys.runId, kind: data.kind, ...position, weightsVersion: data.weightsVersion, taskDigest: taskDigest(data) };
       const signature = this.options.secret ? signResult(this.options.secret, subject, payload) : undefined;
-      bytes = encodeResult({
+      const envelope = encodeResultParts({
         format: RESULT_FORMAT, runId: keys.runId, jobId: String(job.id), worker: this.id, kind: data.kind, ...position,
         weightsVersion: data.weightsVersion, payload, ...(signature ? { signature } : {}),
       });
+      // The payload goes into the push's frame as it is: its buffer goes back to the pool once pushed.
+      await pushResult(this.redis, keys, encodeResultEntry(String(job.id), this.id, envelope));
     } finally {
       release();
     }
-    await pushResult(this.redis, keys, encodeResultEntry(String(job.id), this.id, bytes));
     a.jobs += 1;
     if (this.options.verbose) {
       this.options.log(`Job ${job.id} (${data.kind === 'gradient' ? `step ${data.step} shard ${data.shard}` : `test ${data.start}–${data.end - 1}`}) in ${(performance.now() - started).toFixed(0)} ms.`);
@@ -396,7 +396,7 @@ export class RemoteWorker {
   }
 
   /**
-   * The job's payload; `release` is called once it has been encoded (a gradient's payload is a view of the
+   * The job's payload; `release` is called once it has been pushed (a gradient's payload is a view of the
    * pool's result buffer, which goes back to the pool then).
    */
   private async compute(a: Attached, data: JobData): Promise<{ payload: Uint8Array; release: () => void }> {

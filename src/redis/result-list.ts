@@ -11,6 +11,7 @@
 import type { Redis } from 'ioredis';
 import { CodecError } from './payload-codec.ts';
 import type { RunKeys } from './keys.ts';
+import { FramePool, sendFrame } from './frame-command.ts';
 
 /** The list's lifetime, renewed by every push: results of a run whose coordinator died disappear by themselves. */
 export const RESULT_TTL_S = 600;
@@ -25,9 +26,12 @@ export interface ResultEntry {
   readonly envelope: Buffer;
 }
 
-export function encodeResultEntry(jobId: string, worker: string, envelope: Uint8Array): Buffer {
-  const header = Buffer.from(`${JSON.stringify({ job: jobId, worker })}\n`);
-  return Buffer.concat([header, envelope]);
+/**
+ * An entry in parts, which pushResult writes one after the other: the header line, then the envelope (in the
+ * parts of encodeResultParts, or in one).
+ */
+export function encodeResultEntry(jobId: string, worker: string, envelope: Uint8Array | readonly Uint8Array[]): readonly Uint8Array[] {
+  return [Buffer.from(`${JSON.stringify({ job: jobId, worker })}\n`), ...(envelope instanceof Uint8Array ? [envelope] : envelope)];
 }
 
 export function decodeResultEntry(bytes: Buffer): ResultEntry {
@@ -49,9 +53,12 @@ export function decodeResultEntry(bytes: Buffer): ResultEntry {
  * back to back, not a MULTI, in which ioredis copies the 325 KB entry twice. The lifetime is only a safety net
  * for the keys of a run nobody cleans up (run-cleanup.ts sweeps those too), renewed by every push.
  */
-export async function pushResult(redis: Redis, keys: RunKeys, entry: Buffer): Promise<void> {
-  await Promise.all([redis.rpush(keys.results, entry), redis.expire(keys.results, RESULT_TTL_S)]);
+export async function pushResult(redis: Redis, keys: RunKeys, entry: readonly Uint8Array[]): Promise<void> {
+  await Promise.all([sendFrame(redis, PUSH_FRAMES, 'rpush', [keys.results, entry]), redis.expire(keys.results, RESULT_TTL_S)]);
 }
+
+/** The RPUSH frames of this process (frame-command.ts): one per push in flight. */
+const PUSH_FRAMES = new FramePool();
 
 /**
  * The next entry of the run's list, waiting up to `timeoutMs` for one; null when none came. `redis` is blocked

@@ -8,8 +8,9 @@
  */
 import type { Redis } from 'ioredis';
 import type { RunKeys } from './keys.ts';
-import { CodecError, bytesOf, decodeWeights, encodeWeights } from './payload-codec.ts';
+import { CodecError, bytesOf, decodeWeights, encodeWeightsParts } from './payload-codec.ts';
 import { signWeights, verifyWeights } from './result-signing.ts';
+import { FramePool, sendFrame } from './frame-command.ts';
 
 /** Versions kept in the feed, for a reader that is a little behind. */
 const FEED_LENGTH = 4;
@@ -21,6 +22,9 @@ export const FEED_FIELD = 'w';
 export const TAKE_BACK_FIELD = 'jobs';
 
 export class WeightsStore {
+  /** The XADD's frame, reused from step to step (frame-command.ts). */
+  private readonly frames = new FramePool();
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: RunKeys,
@@ -30,9 +34,9 @@ export class WeightsStore {
   /** Appends version `version` to the feed (older versions fall off its end). Returns the bytes written. */
   async publish(version: number, weights: Float32Array): Promise<number> {
     const signature = this.secret ? signWeights(this.secret, this.keys.runId, version, bytesOf(weights)) : undefined;
-    const bytes = encodeWeights({ runId: this.keys.runId, version, values: weights, ...(signature ? { signature } : {}) });
-    await this.redis.xadd(this.keys.weightsFeed, 'MAXLEN', FEED_LENGTH, '*', FEED_FIELD, bytes);
-    return bytes.length;
+    const parts = encodeWeightsParts({ runId: this.keys.runId, version, values: weights, ...(signature ? { signature } : {}) });
+    await sendFrame(this.redis, this.frames, 'xadd', [this.keys.weightsFeed, 'MAXLEN', String(FEED_LENGTH), '*', FEED_FIELD, parts]);
+    return parts.reduce((sum, part) => sum + part.byteLength, 0);
   }
 }
 
