@@ -35,6 +35,12 @@ export interface BenchOptions {
   python: string | undefined;
   /** A smoke run: batches 10 and 128, one round, few images (--quick). */
   quick: boolean;
+  /**
+   * Start every tfjs point from this run's checkpoint (an --out folder of the tutorial model) instead of fresh
+   * weights (--checkpoint DIR): our kernels skip the work of ReLU-dead units, so a step's cost depends on how far
+   * training has gone. PyTorch's dense step does not, and keeps its fresh weights.
+   */
+  checkpoint: string | undefined;
 }
 
 export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
@@ -53,6 +59,7 @@ export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
   pytorch: true,
   python: undefined,
   quick: false,
+  checkpoint: undefined,
 };
 
 /** What --quick changes; any of these can still be set explicitly after it. */
@@ -74,6 +81,7 @@ export const BENCH_FLAGS: FlagTable<BenchOptions> = {
   pytorch: { kind: 'boolean', key: 'pytorch', help: 'Run the PyTorch reference side by side (--no-pytorch skips it)' },
   python: { kind: 'string', key: 'python', help: 'Python with torch (else $PYTHON, /usr/bin/python3, python3)' },
   quick: { kind: 'boolean', key: 'quick', help: 'Smoke run: batches 10,128, 1 round, 256 images per point' },
+  checkpoint: { kind: 'string', key: 'checkpoint', help: 'Start the tfjs points from the checkpoint in this --out folder of a tutorial run (else fresh weights)' },
 };
 
 export interface ParsedBenchOptions extends BenchOptions {

@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '../src/cli/run-cli.ts';
+import { modelByName } from '../src/model/model-registry.ts';
 import { benchHelp, parseBenchOptions, type ParsedBenchOptions } from './bench-options.ts';
 import { BenchError } from './bench-error.ts';
 import type { BenchSamples, ConfigId, ConfigInfo, MemorySample } from './bench-results.ts';
@@ -23,6 +24,7 @@ import { formatReport, type MachineInfo, type RunInfo } from './format-report.ts
 import { findPythonWithTorch, PYTORCH_INSTALL_HINT, PytorchReference } from './pytorch-reference.ts';
 import { RemoteWorkers, remoteUnavailable } from './remote-workers.ts';
 import { TfjsRunnerClient } from './tfjs-runner-client.ts';
+import { checkpointStart, freshStart } from './starting-point.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
@@ -41,6 +43,10 @@ async function main(): Promise<number> {
       `No CIFAR-10 binary files in ${options.data}. Pass --data DIR or set CIFAR10_DIR, or run \`npm run coordinator\` once: it downloads them there.`,
     );
   }
+  // Checked here, before anything starts; each runner reads it again for itself.
+  const model = modelByName('tutorial');
+  const start = options.checkpoint ? await checkpointStart(options.checkpoint, model) : freshStart(model, 1);
+  const checkpoint = options.checkpoint;
   const started = performance.now();
   const startedAt = new Date();
   const loadAverageAtStart = os.loadavg()[0];
@@ -63,8 +69,8 @@ async function main(): Promise<number> {
   try {
     // Start everything first: data loading and pool start-up are not what is measured.
     progress(`Starting: tfjs with 1${n > 1 ? ` and ${n}` : ''} local worker thread${n > 1 ? 's' : ''}...`);
-    tfjs.set('tfjs-1', await TfjsRunnerClient.start('tfjs 1 thread', { data: options.data, backend: options.backend, workers: 1 }));
-    if (n > 1) tfjs.set('tfjs-n', await TfjsRunnerClient.start(`tfjs ${n} threads`, { data: options.data, backend: options.backend, workers: n }));
+    tfjs.set('tfjs-1', await TfjsRunnerClient.start('tfjs 1 thread', { data: options.data, backend: options.backend, workers: 1, checkpoint }));
+    if (n > 1) tfjs.set('tfjs-n', await TfjsRunnerClient.start(`tfjs ${n} threads`, { data: options.data, backend: options.backend, workers: n, checkpoint }));
 
     if (options.remote) {
       const why = await remoteUnavailable(options.redis);
@@ -75,7 +81,7 @@ async function main(): Promise<number> {
         try {
           remote = await RemoteWorkers.start(n, options.redis, options.data);
           const client = await TfjsRunnerClient.start(`tfjs ${n} remote`, {
-            data: options.data, backend: options.backend, workers: n, redis: options.redis, workerPids: remote.pids,
+            data: options.data, backend: options.backend, workers: n, redis: options.redis, workerPids: remote.pids, checkpoint,
           });
           tfjs.set('remote', client);
         } catch (error) {
@@ -204,7 +210,7 @@ async function main(): Promise<number> {
     };
     const run: RunInfo = {
       data: options.data, rounds: options.rounds, images: options.images, warmup: options.warmup, workers: n,
-      seconds: (performance.now() - started) / 1000,
+      seconds: (performance.now() - started) / 1000, start: start.description,
     };
     const summary = summarize(samples, options.batchSizes, options.rounds);
     console.log(formatReport(summary, configs, machine, run, notes));

@@ -21,6 +21,8 @@ export interface RunInfo {
   readonly warmup: number;
   readonly workers: number;
   readonly seconds: number;
+  /** Where the tfjs training points start (./starting-point.ts). */
+  readonly start: string;
 }
 
 export function formatReport(summary: BenchSummary, configs: readonly ConfigInfo[], machine: MachineInfo, run: RunInfo, notes: readonly string[]): string {
@@ -35,6 +37,7 @@ export function formatReport(summary: BenchSummary, configs: readonly ConfigInfo
       `. Load average ${machine.loadAverageAtStart.toFixed(2)} at start, ${machine.loadAverageAtEnd.toFixed(2)} at end.`,
     `Data: ${run.data}. ${run.rounds} round${run.rounds === 1 ? '' : 's'}, interleaved; ≥ ${run.images} images timed per point after ` +
       `${run.warmup} warm-up step${run.warmup === 1 ? '' : 's'}; medians. Took ${Math.round(run.seconds)} s.`,
+    `tfjs training starts every point from ${run.start}; PyTorch from fresh weights.`,
     '',
   );
 

@@ -17,6 +17,8 @@ export interface RunnerConfig {
   readonly redis?: string;
   /** Process ids of those worker processes: their CPU time is the remote workers' compute time. */
   readonly workerPids?: readonly number[];
+  /** An --out folder whose checkpoint every point starts from (weights and Adam's state), instead of fresh weights. */
+  readonly checkpoint?: string;
 }
 
 export interface TrainRequest {

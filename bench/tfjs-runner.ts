@@ -7,11 +7,12 @@
 import { loadCifar10, type Cifar10Dataset } from '../src/data/cifar10-dataset.ts';
 import { evaluateTestSet } from '../src/eval/test-evaluation.ts';
 import { modelByName } from '../src/model/model-registry.ts';
-import { initialParameters, parameterCount } from '../src/model/parameter-vector.ts';
+import { parameterCount } from '../src/model/parameter-vector.ts';
 import { createWorkerPool } from '../src/pool/create-worker-pool.ts';
 import type { RunnerConfig, RunnerReply, RunnerRequest } from './runner-messages.ts';
 import { TimedPool } from './timed-pool.ts';
 import { measureTraining } from './training-throughput.ts';
+import { checkpointStart, freshStart, type StartingPoint } from './starting-point.ts';
 import { newThreadIds, processCpuProbe, threadCpuProbe, threadIds, type BusyProbe } from './worker-busy.ts';
 
 const model = modelByName('tutorial');
@@ -22,11 +23,13 @@ const maxRssKB = () => process.resourceUsage().maxRSS;
 let dataset: Cifar10Dataset | undefined;
 let pool: TimedPool | undefined;
 let cpuProbe: BusyProbe | null = null;
+let start: StartingPoint | undefined;
 /** Last weights version published to the pool (versions only grow). */
 let version = -1;
 
 async function init(config: RunnerConfig): Promise<RunnerReply> {
   // As `npm run coordinator` does: with remote workers the coordinator keeps labels only (they hold the images).
+  start = config.checkpoint ? await checkpointStart(config.checkpoint, model) : freshStart(model, 1);
   dataset = await loadCifar10(config.data, { pixels: !config.redis });
   const threadsBefore = threadIds();
   const inner = await createWorkerPool({
@@ -53,7 +56,7 @@ async function handle(request: RunnerRequest): Promise<RunnerReply | null> {
       return init(request.config);
     case 'train': {
       const { p, d } = ready();
-      const result = await measureTraining(p, model, d, { ...request, firstVersion: version + 1 }, cpuProbe, quiet);
+      const result = await measureTraining(p, model, d, { ...request, firstVersion: version + 1, start: start! }, cpuProbe, quiet);
       version = result.lastVersion;
       return {
         kind: 'trained', batch: request.batch, steps: request.steps, seconds: result.seconds, imagesPerSecond: result.imagesPerSecond,
@@ -64,7 +67,7 @@ async function handle(request: RunnerRequest): Promise<RunnerReply | null> {
       const { p, d } = ready();
       if (version < 0) {
         version = 0;
-        await p.publishWeights(version, initialParameters(model, 1));
+        await p.publishWeights(version, start!.weights);
       }
       const report = await evaluateTestSet(p, version, d.test, d.classNames);
       return { kind: 'evaluated', images: report.images, seconds: report.seconds, accuracy: report.accuracy, maxRssKB: maxRssKB() };

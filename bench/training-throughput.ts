@@ -9,8 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Cifar10Dataset } from '../src/data/cifar10-dataset.ts';
 import type { ModelDefinition } from '../src/model/model-definition.ts';
-import { initialParameters, parameterCount } from '../src/model/parameter-vector.ts';
-import { ADAM_DEFAULTS, newAdamState } from '../src/train/adam.ts';
+import { parameterCount } from '../src/model/parameter-vector.ts';
+import { ADAM_DEFAULTS } from '../src/train/adam.ts';
 import { type RunSettings, TUTORIAL_RECIPE } from '../src/train/run-settings.ts';
 import { train } from '../src/train/trainer.ts';
 import type { Checkpoint } from '../src/checkpoint/checkpoint.ts';
@@ -18,6 +18,7 @@ import { InvalidOptionError } from '../src/errors/index.ts';
 import { breakdownSteps, type StepBreakdown } from './step-breakdown.ts';
 import type { TimedPool } from './timed-pool.ts';
 import { busyBetween, type BusyProbe, type BusySample } from './worker-busy.ts';
+import type { StartingPoint } from './starting-point.ts';
 
 export interface ThroughputRequest {
   readonly batch: number;
@@ -30,6 +31,8 @@ export interface ThroughputRequest {
    * at that step, with fresh weights and Adam state).
    */
   readonly firstVersion: number;
+  /** The weights and Adam's state every run starts from (./starting-point.ts); the arrays are not modified. */
+  readonly start: StartingPoint;
 }
 
 export interface ThroughputResult {
@@ -50,7 +53,7 @@ export async function measureTraining(
   /** The trainer's log (its end-of-epoch line). */
   log: (line: string) => void,
 ): Promise<ThroughputResult> {
-  const { batch, shards, steps, warmup, firstVersion } = request;
+  const { batch, shards, steps, warmup, firstVersion, start } = request;
   if (warmup < 1) throw new InvalidOptionError('The benchmark needs at least one warm-up step.');
   const images = (warmup + steps) * batch;
   if (images > dataset.train.count) {
@@ -63,8 +66,9 @@ export async function measureTraining(
   const resumeFrom: Checkpoint = {
     settings,
     progress: { epochsDone: 0, stepInEpoch: 0, globalStep: firstVersion, epochLossSum: 0, epochCorrect: 0, epochSeen: 0, elapsedSeconds: 0 },
-    weights: initialParameters(model, settings.seed),
-    adam: newAdamState(settings.parameterCount),
+    // Copied into the trainer's optimizer: every run starts from the same point.
+    weights: start.weights,
+    adam: { m: start.adam.m, v: start.adam.v, step: start.adam.step },
   };
   // train() ends its epoch with a checkpoint and model files: they go to a throw-away folder, after the clock.
   const outDir = await fs.mkdtemp(path.join(os.tmpdir(), 'cifar-bench-'));
