@@ -7,7 +7,8 @@ import { FramePool, frameLength, sendFrame, writeFrame } from '../src/redis/fram
 import {
   RESULT_FORMAT, decodeResult, decodeWeights, encodeResult, encodeResultParts, encodeWeights, encodeWeightsParts,
 } from '../src/redis/payload-codec.ts';
-import { redisClient, testNamespace } from './fixtures/redis-harness.ts';
+import { openClient, parseRedisUrl } from '../src/redis/connection.ts';
+import { redisClient, startPrivateRedis, testNamespace, until } from './fixtures/redis-harness.ts';
 
 const joined = (parts: readonly Uint8Array[]) => Buffer.concat(parts);
 
@@ -53,6 +54,29 @@ test('sendFrame (real Redis): values arrive whole, one buffer serves command aft
   t.true(stored[2].equals(body));
   t.true(stored[3].equals(other));
   await t.throwsAsync(sendFrame(redis, pool, 'lpush', []), { message: /wrong number of arguments/ }, 'Redis errors reject the promise');
+});
+
+test('sendFrame (private Redis, restarted): a command sent while Redis is away goes out whole once it is back', async (t) => {
+  const server = await startPrivateRedis();
+  t.teardown(() => server.kill());
+  // The clients workers and coordinators use: they reconnect, and keep commands meanwhile.
+  const redis = openClient(parseRedisUrl(server.url), 'test-frames');
+  t.teardown(() => redis.disconnect());
+  const pool = new FramePool();
+  const body = Buffer.from(Array.from({ length: 250_000 }, (_, i) => (i * 37) & 255));
+  t.is(await sendFrame(redis, pool, 'rpush', ['list', body]), 1);
+
+  await server.kill();
+  await until(async () => redis.status !== 'ready', 5000, 'the client to notice');
+  // Written to no socket yet: ioredis holds the command, and its frame is only made when it is written.
+  const pending = sendFrame(redis, pool, 'rpush', ['list', [Buffer.from('head:'), body]]);
+  await server.restart();
+  t.is(await pending, 1, 'the restarted Redis is empty: this is the first entry of a new list');
+  const stored = await redis.lrangeBuffer('list', 0, -1);
+  t.is(stored.length, 1);
+  t.true(stored[0].equals(Buffer.concat([Buffer.from('head:'), body])));
+  // A frame that held the command is back in the pool (a new buffer for 0 bytes would be a few KB).
+  t.true(pool.take(0).length >= body.length, 'the frame went back to the pool once answered');
 });
 
 test('weights and results in parts are msgpackr\'s own bytes, and decode as before', (t) => {
