@@ -79,6 +79,25 @@ export function formatReport(summary: BenchSummary, configs: readonly ConfigInfo
       ),
       '',
     );
+    const remote = summary.breakdown.filter((b) => b.remoteCpu);
+    if (remote.length > 0) {
+      out.push(`${label('remote')}: CPU ms per step of every process involved (same rounds as above); cores busy = total / step`);
+      out.push(
+        markdownTable(
+          ['batch', 'step', 'workers (all)', 'coordinator', 'Redis', 'total', 'cores busy'],
+          remote.map((b) => {
+            const { workersMs, coordinatorMs, redisMs } = b.remoteCpu!;
+            const total = workersMs + coordinatorMs + (redisMs ?? 0);
+            return [
+              String(b.batch), formatFixed(b.stepMs, 1), formatFixed(workersMs, 1), formatFixed(coordinatorMs, 1), formatFixed(redisMs, 1),
+              formatFixed(total, 1), formatFixed(total / b.stepMs, 2),
+            ];
+          }),
+          ['r', 'r', 'r', 'r', 'r', 'r', 'r'],
+        ),
+        '',
+      );
+    }
   }
 
   // Evaluation.

@@ -19,6 +19,7 @@
  */
 import type { StepTiming } from './timed-pool.ts';
 import type { BusySample } from './worker-busy.ts';
+import type { RemoteCpu } from './remote-cpu.ts';
 
 export interface StepBreakdown {
   /** How compute was measured: per step (threads), from totals (processes), or not at all. */
@@ -31,6 +32,8 @@ export interface StepBreakdown {
   readonly transferMs: number | null;
   readonly reduceAdamMs: number;
   readonly otherMs: number;
+  /** Remote workers only: CPU per step of the workers, the coordinator and Redis (./remote-cpu.ts). */
+  readonly remoteCpu?: RemoteCpu;
 }
 
 const mean = (values: readonly number[]) => (values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length);

@@ -13,6 +13,7 @@ import type { RunnerConfig, RunnerReply, RunnerRequest } from './runner-messages
 import { TimedPool } from './timed-pool.ts';
 import { measureTraining } from './training-throughput.ts';
 import { checkpointStart, freshStart, type StartingPoint } from './starting-point.ts';
+import { RemoteCpuProbe } from './remote-cpu.ts';
 import { newThreadIds, processCpuProbe, threadCpuProbe, threadIds, type BusyProbe } from './worker-busy.ts';
 
 const model = modelByName('tutorial');
@@ -24,6 +25,7 @@ let dataset: Cifar10Dataset | undefined;
 let pool: TimedPool | undefined;
 let cpuProbe: BusyProbe | null = null;
 let start: StartingPoint | undefined;
+let remoteCpu: RemoteCpuProbe | null = null;
 /** Last weights version published to the pool (versions only grow). */
 let version = -1;
 
@@ -43,6 +45,7 @@ async function init(config: RunnerConfig): Promise<RunnerReply> {
     log(`Note: ${workerThreads.length} new threads for ${config.workers} workers; compute times may be off.`);
   }
   cpuProbe = config.redis ? processCpuProbe(config.workerPids ?? []) : null;
+  remoteCpu = config.redis ? new RemoteCpuProbe(config.redis) : null;
   pool = new TimedPool(inner, perStep);
   return {
     kind: 'ready', describe: pool.describe(), backend: pool.backend, trainImages: dataset.train.count,
@@ -56,7 +59,7 @@ async function handle(request: RunnerRequest): Promise<RunnerReply | null> {
       return init(request.config);
     case 'train': {
       const { p, d } = ready();
-      const result = await measureTraining(p, model, d, { ...request, firstVersion: version + 1, start: start! }, cpuProbe, quiet);
+      const result = await measureTraining(p, model, d, { ...request, firstVersion: version + 1, start: start! }, cpuProbe, quiet, remoteCpu);
       version = result.lastVersion;
       return {
         kind: 'trained', batch: request.batch, steps: request.steps, seconds: result.seconds, imagesPerSecond: result.imagesPerSecond,
@@ -75,6 +78,7 @@ async function handle(request: RunnerRequest): Promise<RunnerReply | null> {
     case 'close':
       await pool?.close();
       pool = undefined;
+      remoteCpu?.close();
       return { kind: 'closed' };
   }
 }

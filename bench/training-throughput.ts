@@ -19,6 +19,7 @@ import { breakdownSteps, type StepBreakdown } from './step-breakdown.ts';
 import type { TimedPool } from './timed-pool.ts';
 import { busyBetween, type BusyProbe, type BusySample } from './worker-busy.ts';
 import type { StartingPoint } from './starting-point.ts';
+import { type CpuReading, type RemoteCpuProbe, remoteCpuPerStep } from './remote-cpu.ts';
 
 export interface ThroughputRequest {
   readonly batch: number;
@@ -52,6 +53,8 @@ export async function measureTraining(
   cpuProbe: BusyProbe | null,
   /** The trainer's log (its end-of-epoch line). */
   log: (line: string) => void,
+  /** For remote workers: the coordinator's and Redis's CPU time, read with the workers'. */
+  remoteCpu: RemoteCpuProbe | null = null,
 ): Promise<ThroughputResult> {
   const { batch, shards, steps, warmup, firstVersion, start } = request;
   if (warmup < 1) throw new InvalidOptionError('The benchmark needs at least one warm-up step.');
@@ -75,6 +78,8 @@ export async function measureTraining(
   const ends: number[] = [];
   let cpuAtStart: BusySample | null = null;
   let cpuAtEnd: BusySample | null = null;
+  let otherCpuAtStart: Promise<CpuReading> | undefined;
+  let otherCpuAtEnd: Promise<CpuReading> | undefined;
   pool.reset();
   try {
     const outcome = await train({
@@ -84,14 +89,18 @@ export async function measureTraining(
         const done = globalStep - firstVersion;
         if (cpuProbe && done === warmup) cpuAtStart = cpuProbe.sample();
         if (cpuProbe && done === warmup + steps) cpuAtEnd = cpuProbe.sample();
+        if (remoteCpu && done === warmup) otherCpuAtStart = remoteCpu.read();
+        if (remoteCpu && done === warmup + steps) otherCpuAtEnd = remoteCpu.read();
       },
     });
     const wallMs = ends[warmup + steps - 1] - ends[warmup - 1];
     const cpuBusy = busyBetween(cpuAtStart as BusySample | null, cpuAtEnd as BusySample | null);
+    const breakdown = breakdownSteps(pool.steps.slice(warmup, warmup + steps), wallMs, cpuBusy);
+    const others = otherCpuAtStart && otherCpuAtEnd ? await Promise.all([otherCpuAtStart, otherCpuAtEnd]) : undefined;
     return {
       seconds: wallMs / 1000,
       imagesPerSecond: (steps * batch) / (wallMs / 1000),
-      breakdown: breakdownSteps(pool.steps.slice(warmup, warmup + steps), wallMs, cpuBusy),
+      breakdown: others && cpuBusy ? { ...breakdown, remoteCpu: remoteCpuPerStep(others[0], others[1], cpuBusy.cpuMs, steps) } : breakdown,
       lastVersion: outcome.weightsVersion,
     };
   } finally {
