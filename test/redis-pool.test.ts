@@ -3,7 +3,10 @@
 // traffic is binary and about one weights copy per step plus one result per shard.
 import test, { type ExecutionContext } from 'ava';
 import { writeCifar10Fixture } from './fixtures/cifar10-fixture.ts';
-import { REDIS_URL, redisClient, scanKeys, startWorker, testNamespace } from './fixtures/redis-harness.ts';
+import { REDIS_URL, redisClient, scanKeys, startWorker, testNamespace, until } from './fixtures/redis-harness.ts';
+import { RESULT_FORMAT, encodeGradientPayload, encodeResult } from '../src/redis/payload-codec.ts';
+import { encodeResultEntry, pushResult } from '../src/redis/result-list.ts';
+import { shardResultLength } from '../src/pool/shard-result.ts';
 import { loadCifar10 } from '../src/data/cifar10-dataset.ts';
 import { modelByName } from '../src/model/model-registry.ts';
 import { initialParameters, parameterCount } from '../src/model/parameter-vector.ts';
@@ -115,4 +118,47 @@ test('the next step\'s shards handed out ahead: same bytes; a different next cal
   t.deepEqual(Object.keys(remote.rejectedResults()).filter((reason) => reason !== 'late'), [], 'at most late results of jobs taken back');
   t.notRegex(lines.join('\n'), /Waiting \d+ s for/);
   t.deepEqual(await closeRemote(), []);
+});
+
+test('a bad result of a superseded attempt is rejected without a new attempt: the current one is already out', async (t) => {
+  // No worker at first: the shards' jobs wait in the queue while bad results come in for them.
+  const fixture = await writeCifar10Fixture({ perFile: 8, testCount: 30 });
+  t.teardown(fixture.cleanup);
+  const dataset = await loadCifar10(fixture.dir);
+  const model = modelByName('tutorial');
+  const P = parameterCount(model);
+  const ns = testNamespace('stale');
+  const lines: string[] = [];
+  const remote = await RedisPool.create({ url: REDIS_URL, model: model.name, parameterCount: P, dataset, backend: 'fused', shardTimeoutSeconds: 60, namespace: ns, log: (line) => lines.push(line) });
+  const redis = redisClient();
+  t.teardown(() => redis.quit());
+  const weights = initialParameters(model, 3);
+  await remote.publishWeights(0, weights);
+  const tasks: ShardTask[] = [
+    { step: 0, shard: 0, weightsVersion: 0, indices: new Int32Array([1, 2, 3]) },
+    { step: 0, shard: 1, weightsVersion: 0, indices: new Int32Array([4, 5]) },
+  ];
+  const pending = remote.computeGradients(tasks);
+  const rogue = (job: string) => {
+    const payload = encodeGradientPayload(new Float32Array(shardResultLength(P) + 1)); // one value too many
+    const envelope = encodeResult({ format: RESULT_FORMAT, runId: remote.keys.runId, jobId: job, worker: 'rogue', kind: 'gradient', step: 0, shard: 0, weightsVersion: 0, payload });
+    return pushResult(redis, remote.keys, encodeResultEntry(job, 'rogue', envelope));
+  };
+  const said = (pattern: RegExp) => until(async () => lines.some((line) => pattern.test(line)), 10_000, `a line like ${pattern}`);
+
+  await rogue('g1-0-1');
+  await said(/job g1-0-1\) from worker "rogue": it holds 81305 values, expected 81304\. Computing it again \(attempt 2\)/);
+  await rogue('g1-0-1'); // late, for the attempt just replaced
+  await said(/job g1-0-1\) from worker "rogue": .* Attempt 2 is already on its way\./);
+
+  const worker = await startWorker({ namespace: ns, data: fixture.dir, name: 'w1', concurrency: 1 });
+  t.teardown(() => worker.kill('SIGKILL'));
+  const local = await ThreadPool.create({ model: model.name, parameterCount: P, dataset, threads: 1, backend: 'fused' });
+  t.teardown(() => local.close());
+  await local.publishWeights(0, weights);
+  t.true(sameBytes(await pending, await local.computeGradients(tasks)), 'the shard came from its second attempt, computed once');
+  t.notRegex(lines.join('\n'), /attempt 3/);
+  t.deepEqual(remote.rejectedResults(), { 'wrong-length': 2 });
+  await remote.close();
+  t.deepEqual(await scanKeys(redis, `${ns}:*`), []);
 });

@@ -183,9 +183,12 @@ test('duplicate, late, malformed, wrong-length, NaN, unsigned and badly signed r
   t.regex(output, /from worker "rogue": its signature does not verify/);
   t.regex(output, /from worker "rogue": the result is not valid msgpack/);
   t.regex(output, /from worker "rogue": it holds 81305 values, expected 81304/);
-  t.regex(output, /from worker "rogue": Shard result from worker "rogue" holds NaN at position 5\. Computing it again/);
+  // The rogue ignores take-backs, so a result of it may be for an attempt already superseded: then no new one.
+  t.regex(output, /from worker "rogue": Shard result from worker "rogue" holds NaN at position 5\. (Computing it again|Attempt \d is already on its way)/);
   t.regex(output, /from worker "rogue": it was computed with weights version -?\d+, the task needs version \d+/);
-  t.regex(output, /Results not used during this run: (?=.*1 unsigned)(?=.*1 bad-signature)(?=.*1 malformed)(?=.*1 wrong-length)(?=.*1 non-finite)(?=.*1 late)(?=.*1 duplicate)/);
+  // One of each kind the rogue sent; duplicates: at least the one pushed above (an honest worker may also finish an
+  // attempt that a take-back had already replaced).
+  t.regex(output, /Results not used during this run: (?=.*[1-9]\d* duplicate)(?=.*\b1 unsigned)(?=.*\b1 bad-signature)(?=.*\b1 malformed)(?=.*\b1 wrong-length)(?=.*\b1 non-finite)(?=.*\b1 late)/);
   await honest.waitFor(/left run/, 10_000);
   t.deepEqual(await scanKeys(redis, `${keys.prefix}:*`), []);
 });

@@ -607,8 +607,15 @@ export class RedisPool implements WorkerPool {
       this.everServed = true;
     } catch (error) {
       if (!(error instanceof RejectedResult)) throw error;
-      this.retry(task);
-      this.reject(error.reason, `Rejected the result for ${task.label} (job ${id}) from worker ${worker}: ${error.message}. Computing it again (attempt ${task.attempt}).`);
+      // A bad result of an earlier attempt (one taken back, say) changes nothing: the current attempt is already
+      // out, and another one would only be computed twice.
+      const current = task.jobId === id;
+      if (current) this.retry(task);
+      this.reject(
+        error.reason,
+        `Rejected the result for ${task.label} (job ${id}) from worker ${worker}: ${error.message}. ` +
+          (current ? `Computing it again (attempt ${task.attempt}).` : `Attempt ${task.attempt} is already on its way.`),
+      );
     }
   }
 
