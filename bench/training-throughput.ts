@@ -69,9 +69,9 @@ export async function measureTraining(
   const resumeFrom: Checkpoint = {
     settings,
     progress: { epochsDone: 0, stepInEpoch: 0, globalStep: firstVersion, epochLossSum: 0, epochCorrect: 0, epochSeen: 0, elapsedSeconds: 0 },
-    // Copied into the trainer's optimizer: every run starts from the same point.
+    // Copied into the trainer's optimizer (train() changes neither): every run starts from the same point.
     weights: start.weights,
-    adam: { m: start.adam.m, v: start.adam.v, step: start.adam.step },
+    adam: start.adam,
   };
   // train() ends its epoch with a checkpoint and model files: they go to a throw-away folder, after the clock.
   const outDir = await fs.mkdtemp(path.join(os.tmpdir(), 'cifar-bench-'));
