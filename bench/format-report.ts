@@ -46,6 +46,8 @@ export function formatReport(summary: BenchSummary, configs: readonly ConfigInfo
   const ratioHeads: string[] = [];
   if (has('tfjs-n') && (has('torch-1') || has('torch-2'))) ratioHeads.push(`${label('tfjs-n')} / PyTorch best`);
   if (has('tfjs-n') && has('tfjs-1')) ratioHeads.push(`${label('tfjs-n')} / ${label('tfjs-1')}`);
+  const ceiling = summary.training.some((row) => row.ceiling !== null);
+  if (ceiling) ratioHeads.push(`machine ceiling of that`);
   if (has('remote') && has('tfjs-n')) ratioHeads.push(`${label('remote')} / ${label('tfjs-n')}`);
   out.push('Training throughput, images/s (forward, cross-entropy, backward, Adam)');
   out.push(
@@ -55,13 +57,21 @@ export function formatReport(summary: BenchSummary, configs: readonly ConfigInfo
         const ratios: string[] = [];
         if (has('tfjs-n') && (has('torch-1') || has('torch-2'))) ratios.push(formatFixed(row.vsPytorchBest, 2, '×'));
         if (has('tfjs-n') && has('tfjs-1')) ratios.push(formatFixed(row.scaling, 2, '×'));
+        if (ceiling) ratios.push(formatFixed(row.ceiling, 2, '×'));
         if (has('remote') && has('tfjs-n')) ratios.push(formatFixed(row.remoteVsLocal, 2, '×'));
         return [String(row.batch), ...trainConfigs.map((id) => formatCount(row.imagesPerSecond[id])), ...ratios];
       }),
       ['r', ...trainConfigs.map(() => 'r' as const), ...ratioHeads.map(() => 'r' as const)],
     ),
-    '',
   );
+  if (ceiling) {
+    out.push(
+      `Machine ceiling: ${n} threads computing shards side by side with nothing to coordinate, images/s over 1 thread computing ` +
+        `whole batches alone (bench/compute-ceiling.ts; median of alone/together pairs, interleaved with the rounds). No ` +
+        `coordination can make "${label('tfjs-n')} / ${label('tfjs-1')}" beat it.`,
+    );
+  }
+  out.push('');
 
   // Step breakdown.
   if (summary.breakdown.length > 0) {
@@ -138,14 +148,16 @@ export function formatReport(summary: BenchSummary, configs: readonly ConfigInfo
 
   // Targets.
   out.push(`Targets of issue #4 (N = ${n})`);
+  const withCeiling = summary.targets.some((t) => t.ceiling !== undefined && t.ceiling !== null);
   out.push(
     markdownTable(
-      ['target', 'measured', 'goal', 'met'],
+      ['target', 'measured', 'goal', 'met', ...(withCeiling ? ['machine ceiling'] : [])],
       summary.targets.map((t) => [
         t.name, t.name.includes('(MB)') ? formatCount(t.measured) : formatFixed(t.measured, 2, '×'), t.goal,
         t.met === null ? 'not measured' : t.met ? 'yes' : 'NO',
+        ...(withCeiling ? [t.ceiling === undefined ? '' : formatFixed(t.ceiling, 2, '×')] : []),
       ]),
-      ['l', 'r', 'l', 'l'],
+      ['l', 'r', 'l', 'l', 'r'],
     ),
   );
   if (notes.length > 0) out.push('', 'Notes:', ...notes.map((note) => `- ${note}`));

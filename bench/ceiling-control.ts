@@ -1,0 +1,114 @@
+/**
+ * The shared memory between ComputeCeiling (./compute-ceiling.ts) and its threads (./ceiling-thread.ts): the
+ * main thread starts a phase (how many threads compute, at which batch size) by bumping a generation word,
+ * ends it by clearing a running word, and waits until every active thread has written its report (time spent
+ * in gradient() and how many it computed) and counted itself done.
+ */
+import type { BackendChoice } from '../src/compute/backend.ts';
+import type { ImageSet } from '../src/data/cifar10-dataset.ts';
+
+export interface CeilingThreadData {
+  readonly id: number;
+  readonly control: CeilingMemory;
+  readonly train: ImageSet;
+  readonly model: string;
+  readonly weights: Float32Array;
+  readonly backend: BackendChoice;
+}
+
+export interface CeilingMemory {
+  readonly words: SharedArrayBuffer;
+  /** Per thread: ms spent in gradient(), gradients computed (float64 each). */
+  readonly reports: SharedArrayBuffer;
+}
+
+export interface ThreadReport {
+  readonly ms: number;
+  readonly gradients: number;
+}
+
+/** A phase as a thread sees it when it wakes. */
+export interface PhaseOrder {
+  readonly generation: number;
+  readonly active: number;
+  readonly batch: number;
+}
+
+// Int32 words.
+const GENERATION = 0;
+const ACTIVE = 1;
+const BATCH = 2;
+const RUNNING = 3;
+const DONE = 4;
+const STOP = 5;
+const WORDS = 8;
+
+export class CeilingControl {
+  readonly memory: CeilingMemory;
+  private readonly words: Int32Array;
+  private readonly reportWords: Float64Array;
+
+  constructor(threads: number, memory?: CeilingMemory) {
+    this.memory = memory ?? { words: new SharedArrayBuffer(WORDS * 4), reports: new SharedArrayBuffer(threads * 2 * 8) };
+    this.words = new Int32Array(this.memory.words);
+    this.reportWords = new Float64Array(this.memory.reports);
+  }
+
+  // ---- main thread
+
+  /** Starts a phase: threads 0 … active−1 compute shards of `batch` until end(). Returns its generation. */
+  begin(active: number, batch: number): number {
+    const w = this.words;
+    Atomics.store(w, ACTIVE, active);
+    Atomics.store(w, BATCH, batch);
+    Atomics.store(w, DONE, 0);
+    Atomics.store(w, RUNNING, 1);
+    const generation = Atomics.add(w, GENERATION, 1) + 1;
+    Atomics.notify(w, GENERATION);
+    return generation;
+  }
+
+  end(): void {
+    Atomics.store(this.words, RUNNING, 0);
+  }
+
+  /** The reports of threads 0 … active−1 once all of them are in. */
+  async reports(generation: number, active: number): Promise<ThreadReport[]> {
+    for (;;) {
+      const done = Atomics.load(this.words, DONE);
+      if (done >= active) break;
+      const wait = Atomics.waitAsync(this.words, DONE, done, 1000);
+      if (wait.async) await wait.value;
+      if (Atomics.load(this.words, GENERATION) !== generation) throw new Error('CeilingControl: a new phase began before the reports came in');
+    }
+    return Array.from({ length: active }, (_, id) => ({ ms: this.reportWords[2 * id], gradients: this.reportWords[2 * id + 1] }));
+  }
+
+  /** Tells every thread to leave its loop. */
+  stop(): void {
+    Atomics.store(this.words, STOP, 1);
+    Atomics.add(this.words, GENERATION, 1);
+    Atomics.notify(this.words, GENERATION);
+  }
+
+  // ---- threads
+
+  /** Sleeps until a phase after `seen` begins; null once stop() was called. */
+  nextPhase(seen: number): PhaseOrder | null {
+    Atomics.wait(this.words, GENERATION, seen);
+    if (Atomics.load(this.words, STOP) === 1) return null;
+    return { generation: Atomics.load(this.words, GENERATION), active: Atomics.load(this.words, ACTIVE), batch: Atomics.load(this.words, BATCH) };
+  }
+
+  /** True while the phase of `generation` runs. */
+  running(generation: number): boolean {
+    return Atomics.load(this.words, RUNNING) === 1 && Atomics.load(this.words, GENERATION) === generation;
+  }
+
+  report(id: number, report: ThreadReport): void {
+    this.reportWords[2 * id] = report.ms;
+    this.reportWords[2 * id + 1] = report.gradients;
+    Atomics.add(this.words, DONE, 1);
+    Atomics.notify(this.words, DONE);
+  }
+}
