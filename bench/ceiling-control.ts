@@ -1,8 +1,9 @@
 /**
  * The shared memory between ComputeCeiling (./compute-ceiling.ts) and its threads (./ceiling-thread.ts): the
  * main thread starts a phase (how many threads compute, at which batch size) by bumping a generation word,
- * ends it by clearing a running word, and waits until every active thread has written its report (time spent
- * in gradient() and how many it computed) and counted itself done.
+ * ends it by clearing a running word, and waits until every active thread has written its report (rounds
+ * completed and the wall time they took) and counted itself done. With several threads active, a round ends
+ * at a barrier that all of them reach, as a synchronous step waits for its slowest shard.
  */
 import type { BackendChoice } from '../src/compute/backend.ts';
 import type { ImageSet } from '../src/data/cifar10-dataset.ts';
@@ -18,13 +19,14 @@ export interface CeilingThreadData {
 
 export interface CeilingMemory {
   readonly words: SharedArrayBuffer;
-  /** Per thread: ms spent in gradient(), gradients computed (float64 each). */
+  /** Per thread: wall ms of its completed rounds, rounds completed (float64 each). */
   readonly reports: SharedArrayBuffer;
 }
 
 export interface ThreadReport {
+  /** Wall time from the phase's start, as this thread saw it, to the end of its last completed round. */
   readonly ms: number;
-  readonly gradients: number;
+  readonly rounds: number;
 }
 
 /** A phase as a thread sees it when it wakes. */
@@ -41,6 +43,8 @@ const BATCH = 2;
 const RUNNING = 3;
 const DONE = 4;
 const STOP = 5;
+/** Arrivals at the barrier that ends a round (together phases). */
+const ARRIVED = 6;
 const WORDS = 8;
 
 export class CeilingControl {
@@ -62,6 +66,7 @@ export class CeilingControl {
     Atomics.store(w, ACTIVE, active);
     Atomics.store(w, BATCH, batch);
     Atomics.store(w, DONE, 0);
+    Atomics.store(w, ARRIVED, 0);
     Atomics.store(w, RUNNING, 1);
     const generation = Atomics.add(w, GENERATION, 1) + 1;
     Atomics.notify(w, GENERATION);
@@ -81,7 +86,7 @@ export class CeilingControl {
       if (wait.async) await wait.value;
       if (Atomics.load(this.words, GENERATION) !== generation) throw new Error('CeilingControl: a new phase began before the reports came in');
     }
-    return Array.from({ length: active }, (_, id) => ({ ms: this.reportWords[2 * id], gradients: this.reportWords[2 * id + 1] }));
+    return Array.from({ length: active }, (_, id) => ({ ms: this.reportWords[2 * id], rounds: this.reportWords[2 * id + 1] }));
   }
 
   /** Tells every thread to leave its loop. */
@@ -105,9 +110,21 @@ export class CeilingControl {
     return Atomics.load(this.words, RUNNING) === 1 && Atomics.load(this.words, GENERATION) === generation;
   }
 
+  /**
+   * This thread has finished round `round` (1-based) of `active` threads' rounds: waits (spinning: every thread
+   * has a core) until all have, and returns true, or false when the phase of `generation` ended first.
+   */
+  barrier(round: number, active: number, generation: number): boolean {
+    Atomics.add(this.words, ARRIVED, 1);
+    for (;;) {
+      if (Atomics.load(this.words, ARRIVED) >= round * active) return true;
+      if (!this.running(generation)) return false;
+    }
+  }
+
   report(id: number, report: ThreadReport): void {
     this.reportWords[2 * id] = report.ms;
-    this.reportWords[2 * id + 1] = report.gradients;
+    this.reportWords[2 * id + 1] = report.rounds;
     Atomics.add(this.words, DONE, 1);
     Atomics.notify(this.words, DONE);
   }

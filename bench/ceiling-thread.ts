@@ -1,6 +1,7 @@
 /**
  * A compute-ceiling thread (./compute-ceiling.ts): its own ShardComputer on the shared training images, computing
- * gradients of its shard of a batch, back to back, while the main thread's phase runs; then it reports.
+ * gradients of its shard of a batch while the main thread's phase runs, in rounds; with other threads active a
+ * round ends when all of them have finished theirs. Then it reports.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { ShardComputer } from '../src/compute/shard-computer.ts';
@@ -26,15 +27,16 @@ for (let seen = 0; ;) {
   const size = cutIntoShards(new Int32Array(order.batch), order.active)[data.id].length;
   const indices = new Int32Array(size);
   const out = new Float32Array(computer.parameterCount + 2);
+  const started = performance.now();
   let ms = 0;
-  let gradients = 0;
+  let rounds = 0;
   while (control.running(order.generation)) {
     for (let i = 0; i < size; i++) indices[i] = (next + i) % count;
     next = (next + size) % count;
-    const started = performance.now();
     computer.gradient(indices, step++, out);
-    ms += performance.now() - started;
-    gradients++;
+    if (order.active > 1 && !control.barrier(rounds + 1, order.active, order.generation)) break;
+    rounds++;
+    ms = performance.now() - started;
   }
-  control.report(data.id, { ms, gradients });
+  control.report(data.id, { ms, rounds });
 }

@@ -6,8 +6,9 @@
  * they are is the ceiling of the "N workers / 1 worker" ratio, which no coordination can beat.
  *
  * Phases alternate: one thread alone on batches of `batch` images, then all N at once on shards of it (sizes as
- * cutIntoShards gives them), `pairs` times, the order flipping every pair so that the machine's drift does not
- * favour either side. Each pair gives one ratio: images/s of N threads together / images/s of one alone.
+ * cutIntoShards gives them) in rounds that end when every thread has finished its shard, as a synchronous step
+ * does; `pairs` times, the order flipping every pair so that the machine's drift does not favour either side.
+ * Each pair gives one ratio: images/s of N threads together / images/s of one alone.
  * Threads: ./ceiling-thread.ts, each with its own ShardComputer on the shared training images.
  */
 import { Worker } from 'node:worker_threads';
@@ -31,7 +32,7 @@ export interface CeilingSample {
   readonly round: number;
   /** ms per gradient of `batch` images, one thread alone. */
   readonly aloneMs: number;
-  /** ms per gradient of one shard, averaged over the N threads computing at once. */
+  /** ms per round of the N threads each computing one shard of `batch`, the round ending when all have. */
   readonly togetherMs: number;
   /** (batch / togetherMs) / (batch / aloneMs) = aloneMs / togetherMs: N threads' images/s over one thread's. */
   readonly ratio: number;
@@ -111,15 +112,15 @@ export class ComputeCeiling {
     await Promise.allSettled(this.workers.map((worker) => worker.terminate()));
   }
 
-  /** The first `active` threads compute shards of `batch` for `ms`; their ms per gradient, thread by thread. */
+  /** The first `active` threads compute shards of `batch` for `ms`; ms per round, as each thread saw it. */
   private async phase(active: number, batch: number, ms: number): Promise<number[]> {
     const generation = this.control.begin(active, batch);
     await Promise.race([new Promise((resolve) => setTimeout(resolve, ms)), this.failed]);
     this.control.end();
     const reports: ThreadReport[] = await Promise.race([this.control.reports(generation, active), this.failed]);
     return reports.map((report, id) => {
-      if (report.gradients === 0) throw new BenchError(`Compute-ceiling thread ${id} computed nothing in a ${ms} ms phase at batch ${batch}.`);
-      return report.ms / report.gradients;
+      if (report.rounds === 0) throw new BenchError(`Compute-ceiling thread ${id} finished no round in a ${ms} ms phase at batch ${batch}.`);
+      return report.ms / report.rounds;
     });
   }
 }

@@ -66,8 +66,9 @@ export function formatReport(summary: BenchSummary, configs: readonly ConfigInfo
   );
   if (ceiling) {
     out.push(
-      `Machine ceiling: ${n} threads computing shards side by side with nothing to coordinate, images/s over 1 thread computing ` +
-        `whole batches alone (bench/compute-ceiling.ts; median of alone/together pairs, interleaved with the rounds). No ` +
+      `Machine ceiling: ${n} threads computing the shards of each batch side by side with nothing to coordinate but waiting for each ` +
+        `other, images/s over 1 thread computing whole batches alone (bench/compute-ceiling.ts; median of alone/together pairs, ` +
+        `interleaved with the rounds). No ` +
         `coordination can make "${label('tfjs-n')} / ${label('tfjs-1')}" beat it.`,
     );
   }
