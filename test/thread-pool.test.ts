@@ -6,7 +6,8 @@ import { type Cifar10Dataset, loadCifar10 } from '../src/data/cifar10-dataset.ts
 import { tutorialCnn } from '../src/model/tutorial-cnn.ts';
 import { initialParameters, parameterCount } from '../src/model/parameter-vector.ts';
 import type { ShardTask } from '../src/pool/worker-pool.ts';
-import { WorkerThreadError } from '../src/errors/index.ts';
+import { ShardResultError, WorkerThreadError } from '../src/errors/index.ts';
+import { Optimizer } from '../src/train/optimizer/optimizer.ts';
 import { writeCifar10Fixture } from './fixtures/cifar10-fixture.ts';
 
 const P = parameterCount(tutorialCnn);
@@ -102,4 +103,29 @@ test('ThreadPool channels: a worker thread that dies fails the step with an erro
   const stopped = { instanceOf: WorkerThreadError, message: /A local worker thread stopped \(worker exited with code: 1\).*--resume/ };
   await t.throwsAsync(pool.computeGradients(tasks), stopped);
   await t.throwsAsync(pool.computeGradients(tasks), stopped, 'and so does every later step');
+});
+
+test('ThreadPool: a NaN gradient is rejected by the pool\'s own scan, or, with scanFinite off (the coordinator\'s pool), by the Optimizer\'s sum', async (t) => {
+  const { dataset } = await smallDataSet(t);
+  const poisoned = initialParameters(tutorialCnn, 5);
+  poisoned[P - 1] = NaN; // the last bias: every logit, loss and gradient after it turns NaN
+  const tasks: ShardTask[] = [0, 1].map((shard) => ({ step: 0, shard, weightsVersion: 0, indices: Int32Array.from([shard, shard + 2, shard + 4]) }));
+  const logs: string[] = [];
+
+  const scanning = await ThreadPool.create({ model: 'tutorial', parameterCount: P, dataset, threads: 2, backend: 'fused', callerComputes: true, log: (line) => logs.push(line) });
+  t.teardown(() => scanning.close());
+  await scanning.publishWeights(0, poisoned);
+  const rejected = await t.throwsAsync(scanning.computeGradients(tasks), { instanceOf: ShardResultError });
+  t.regex(rejected.message, /local worker thread \(step 0, shard [01]\) holds NaN at position \d+; discarded/);
+  t.true(logs.some((line) => /Recomputing \(attempt 2 of 3\)/.test(line)));
+
+  const summing = await ThreadPool.create({ model: 'tutorial', parameterCount: P, dataset, threads: 2, backend: 'fused', callerComputes: true, scanFinite: false });
+  t.teardown(() => summing.close());
+  await summing.publishWeights(0, poisoned);
+  const results = await summing.computeGradients(tasks);
+  t.true(results.every((r) => r.length === P + 2 && r.some(Number.isNaN)), 'returned unscanned');
+  const optimizer = Optimizer.create({ weights: poisoned.map((w) => (Number.isNaN(w) ? 0 : w)), shards: 2 });
+  const before = Float32Array.from(optimizer.weights);
+  t.throws(() => optimizer.averageShards(results, 6), { instanceOf: ShardResultError, message: /^Shard result 0 holds NaN at position \d+; discarded\.$/ });
+  t.deepEqual(optimizer.weights, before, 'nothing applied');
 });

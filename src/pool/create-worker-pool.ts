@@ -39,5 +39,7 @@ export async function createWorkerPool(input: CreateWorkerPoolInput): Promise<Wo
     // The coordinator's thread only waits during a step: it computes one of the --workers shares itself
     // (--workers 1 stays one worker thread, as --help says).
     callerComputes: input.options.workers >= 2,
+    // The trainer's Optimizer.averageShards rejects NaN and ±Infinity as it sums (see ThreadPoolOptions).
+    scanFinite: false,
   });
 }

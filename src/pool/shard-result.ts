@@ -23,6 +23,19 @@ export function shardCorrect(result: Float32Array): number {
  * count that is not an integer in [0, shardSize]. `from` names the worker for the message.
  */
 export function validateShardResult(result: unknown, parameterCount: number, shardSize: number, from: string): Float32Array {
+  const values = validateShardShape(result, parameterCount, shardSize, from);
+  const bad = firstNonFinite(values);
+  if (bad >= 0) throw new ShardResultError(`Shard result from ${from} holds ${values[bad]} at position ${bad}; discarded.`);
+  return values;
+}
+
+/**
+ * validateShardResult without the scan of every value for NaN and ±Infinity: the length and the correct count
+ * only. For results whose values are checked where they are summed (Optimizer.averageShards rejects a
+ * non-finite one, naming the shard and position, in the same pass as the sum) and that a second try would not
+ * change (a local thread's: the same shard and weights give the same floats).
+ */
+export function validateShardShape(result: unknown, parameterCount: number, shardSize: number, from: string): Float32Array {
   if (!(result instanceof Float32Array)) {
     throw new ShardResultError(`Shard result from ${from} is not a Float32Array (got ${describe(result)}); discarded.`);
   }
@@ -30,8 +43,6 @@ export function validateShardResult(result: unknown, parameterCount: number, sha
   if (result.length !== expected) {
     throw new ShardResultError(`Shard result from ${from} has ${result.length} values, expected ${expected}; discarded.`);
   }
-  const bad = firstNonFinite(result);
-  if (bad >= 0) throw new ShardResultError(`Shard result from ${from} holds ${result[bad]} at position ${bad}; discarded.`);
   const correct = shardCorrect(result);
   if (!Number.isInteger(correct) || correct < 0 || correct > shardSize) {
     throw new ShardResultError(`Shard result from ${from} claims ${correct} correct out of ${shardSize}; discarded.`);

@@ -8,7 +8,7 @@ import { PLAIN_RECIPE, type TrainingRecipe } from '../compute/training-recipe.ts
 import { BackendError, ShardResultError, WorkerThreadError } from '../errors/index.ts';
 import type { EvalResult, EvalTask, ShardTask, WorkerPool } from './worker-pool.ts';
 import type { HelloReply, ThreadTask, ThreadWorkerData } from './thread-messages.ts';
-import { validateShardResult } from './shard-result.ts';
+import { validateShardResult, validateShardShape } from './shard-result.ts';
 import { hasFusedImplementation } from '../compute/fused/fused-tutorial-cnn.ts';
 import { ShardComputer } from '../compute/shard-computer.ts';
 import { modelByName } from '../model/model-registry.ts';
@@ -27,6 +27,14 @@ export interface ThreadPoolOptions {
   readonly recipe?: TrainingRecipe;
   /** How often a shard whose result fails validation is recomputed before the step gives up. */
   readonly maxAttempts?: number;
+  /**
+   * Whether every result is scanned for NaN and ±Infinity before it is returned (default true). The coordinator
+   * turns it off: the Optimizer's sum rejects a non-finite value anyway (averageShards, in the same pass), and
+   * recomputing a local shard would give the same floats. The scan copies the result into WebAssembly memory
+   * and reads it: about 0.06 ms per shard on the coordinator's thread, at every step. A remote worker keeps it,
+   * so that a bad result of its own fails there instead of travelling to the coordinator.
+   */
+  readonly scanFinite?: boolean;
   /** Where log lines go (rejected results). */
   readonly log?: (line: string) => void;
   /**
@@ -251,6 +259,7 @@ export class ThreadPool implements WorkerPool {
     inCaller?: (out: Float32Array) => void,
   ): Promise<Float32Array> {
     const attempts = this.options.maxAttempts ?? 3;
+    const validate = this.options.scanFinite === false ? validateShardShape : validateShardResult;
     const out = this.results.take();
     try {
       for (let attempt = 1; ; attempt++) {
@@ -261,7 +270,7 @@ export class ThreadPool implements WorkerPool {
           await onThread.lane.channel.gradientInto(out, onThread.wait);
         }
         try {
-          return validateShardResult(out, this.options.parameterCount, task.indices.length, `a local worker thread (step ${task.step}, shard ${task.shard})`);
+          return validate(out, this.options.parameterCount, task.indices.length, `a local worker thread (step ${task.step}, shard ${task.shard})`);
         } catch (error) {
           if (!(error instanceof ShardResultError) || attempt >= attempts) throw error;
           this.options.log?.(`${error.message} Recomputing (attempt ${attempt + 1} of ${attempts}).`);
