@@ -1,5 +1,5 @@
 import test from 'ava';
-import { validateShardResult } from '../src/pool/shard-result.ts';
+import { validateShardResult, validateShardShape } from '../src/pool/shard-result.ts';
 import { ShardResultError } from '../src/errors/index.ts';
 
 const P = 81_302;
@@ -37,4 +37,14 @@ test('validateShardResult rejects the wrong type, length or correct count', (t) 
   const r = result();
   r[P + 1] = 17;
   t.throws(() => validateShardResult(r, P, 16, 'w'), { instanceOf: ShardResultError, message: /claims 17 correct out of 16/ });
+});
+
+test('validateShardShape checks length and correct count but leaves the values to the Optimizer\'s sum', (t) => {
+  const r = result();
+  r[123] = NaN;
+  t.is(validateShardShape(r, P, 16, 'w'), r);
+  t.throws(() => validateShardShape(r.subarray(1), P, 16, 'w'), { instanceOf: ShardResultError, message: /has 81303 values, expected 81304/ });
+  r[P + 1] = 17;
+  t.throws(() => validateShardShape(r, P, 16, 'w'), { instanceOf: ShardResultError, message: /claims 17 correct out of 16/ });
+  t.throws(() => validateShardShape([1, 2], P, 16, 'w'), { instanceOf: ShardResultError, message: /not a Float32Array \(got Array\)/ });
 });

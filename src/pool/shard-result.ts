@@ -23,10 +23,10 @@ export function shardCorrect(result: Float32Array): number {
  * count that is not an integer in [0, shardSize]. `from` names the worker for the message.
  */
 export function validateShardResult(result: unknown, parameterCount: number, shardSize: number, from: string): Float32Array {
-  const values = validateShardShape(result, parameterCount, shardSize, from);
+  const values = checkLength(result, parameterCount, from);
   const bad = firstNonFinite(values);
   if (bad >= 0) throw new ShardResultError(`Shard result from ${from} holds ${values[bad]} at position ${bad}; discarded.`);
-  return values;
+  return checkCorrect(values, shardSize, from);
 }
 
 /**
@@ -36,6 +36,10 @@ export function validateShardResult(result: unknown, parameterCount: number, sha
  * change (a local thread's: the same shard and weights give the same floats).
  */
 export function validateShardShape(result: unknown, parameterCount: number, shardSize: number, from: string): Float32Array {
+  return checkCorrect(checkLength(result, parameterCount, from), shardSize, from);
+}
+
+function checkLength(result: unknown, parameterCount: number, from: string): Float32Array {
   if (!(result instanceof Float32Array)) {
     throw new ShardResultError(`Shard result from ${from} is not a Float32Array (got ${describe(result)}); discarded.`);
   }
@@ -43,6 +47,10 @@ export function validateShardShape(result: unknown, parameterCount: number, shar
   if (result.length !== expected) {
     throw new ShardResultError(`Shard result from ${from} has ${result.length} values, expected ${expected}; discarded.`);
   }
+  return result;
+}
+
+function checkCorrect(result: Float32Array, shardSize: number, from: string): Float32Array {
   const correct = shardCorrect(result);
   if (!Number.isInteger(correct) || correct < 0 || correct > shardSize) {
     throw new ShardResultError(`Shard result from ${from} claims ${correct} correct out of ${shardSize}; discarded.`);
