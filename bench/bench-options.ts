@@ -30,10 +30,11 @@ export interface BenchOptions {
   /** Redis URL for the remote workers (--redis, else $REDIS_URL, else redis://127.0.0.1:6379). */
   redis: string;
   /**
-   * Measure what scaling this machine allows (./compute-ceiling.ts): N threads computing shards with nothing to
-   * coordinate against one thread alone, at every batch size in every round (--no-ceiling skips it).
+   * Measure how bare compute scales on this machine (./compute-scaling.ts): N threads computing the shards of
+   * each batch with nothing else to do against one thread alone, at every batch size in every round
+   * (--no-bare-compute skips it).
    */
-  ceiling: boolean;
+  bareCompute: boolean;
   /** Run the PyTorch reference when a Python with torch is found (--no-pytorch skips it). */
   pytorch: boolean;
   /** Python to use for the reference (--python, else $PYTHON, /usr/bin/python3, python3: the first with torch). */
@@ -61,7 +62,7 @@ export const DEFAULT_BENCH_OPTIONS: BenchOptions = {
   evaluate: true,
   remote: true,
   redis: 'redis://127.0.0.1:6379',
-  ceiling: true,
+  bareCompute: true,
   pytorch: true,
   python: undefined,
   quick: false,
@@ -84,7 +85,7 @@ export const BENCH_FLAGS: FlagTable<BenchOptions> = {
   eval: { kind: 'boolean', key: 'evaluate', help: 'Time the evaluation of the 10,000 test images (--no-eval skips it)' },
   remote: { kind: 'boolean', key: 'remote', help: 'Time remote workers over Redis when reachable (--no-remote skips them)' },
   redis: { kind: 'string', key: 'redis', help: 'Redis URL for the remote workers (else $REDIS_URL)' },
-  ceiling: { kind: 'boolean', key: 'ceiling', help: 'Measure the scaling this machine allows: N threads with nothing shared vs 1 (--no-ceiling skips it)' },
+  'bare-compute': { kind: 'boolean', key: 'bareCompute', help: 'Measure how bare compute scales here: N threads computing shards, nothing else, vs 1 (--no-bare-compute skips it)' },
   pytorch: { kind: 'boolean', key: 'pytorch', help: 'Run the PyTorch reference side by side (--no-pytorch skips it)' },
   python: { kind: 'string', key: 'python', help: 'Python with torch (else $PYTHON, /usr/bin/python3, python3)' },
   quick: { kind: 'boolean', key: 'quick', help: 'Smoke run: batches 10,128, 1 round, 256 images per point' },

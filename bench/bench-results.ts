@@ -1,6 +1,6 @@
 /** What one benchmark run records: the configurations compared and every raw sample (the JSON keeps them all). */
 import type { StepBreakdown } from './step-breakdown.ts';
-import type { CeilingSample } from './compute-ceiling.ts';
+import type { ComputeScalingSample } from './compute-scaling.ts';
 
 /** tfjs with 1 local thread, with N local threads, with N remote workers over Redis; PyTorch with 1 and 2 threads. */
 export type ConfigId = 'tfjs-1' | 'tfjs-n' | 'remote' | 'torch-1' | 'torch-2';
@@ -50,8 +50,8 @@ export interface BenchSamples {
   readonly training: TrainingSample[];
   readonly evaluation: EvalSample[];
   readonly memory: MemorySample[];
-  /** The machine's scaling ceiling: alone/together pairs, several per batch size and round. */
-  readonly ceiling: CeilingSample[];
+  /** How bare compute scales on this machine: alone/together pairs, several per batch size and round. */
+  readonly bareCompute: ComputeScalingSample[];
   /** What was skipped or went wrong, and why. */
   readonly notes: string[];
 }

@@ -25,16 +25,16 @@ import { findPythonWithTorch, PYTORCH_INSTALL_HINT, PytorchReference } from './p
 import { RemoteWorkers, remoteUnavailable } from './remote-workers.ts';
 import { TfjsRunnerClient } from './tfjs-runner-client.ts';
 import { checkpointStart, freshStart } from './starting-point.ts';
-import { ComputeCeiling } from './compute-ceiling.ts';
+import { ComputeScaling } from './compute-scaling.ts';
 import { loadCifar10 } from '../src/data/cifar10-dataset.ts';
 import { BACKEND_CHOICES, type BackendChoice } from '../src/compute/backend.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
 const PYTORCH_THREADS = [1, 2] as const;
-/** The machine ceiling's alone/together pairs per batch size and round, and how long each phase computes. */
-const CEILING_PAIRS = 2;
-const CEILING_PHASE_MS = 500;
+/** Bare compute's alone/together pairs per batch size and round, and how long each phase computes. */
+const CEILING_PAIRS = 6;
+const CEILING_PHASE_MS = 250;
 
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -62,10 +62,10 @@ async function main(): Promise<number> {
   const tfjs = new Map<ConfigId, TfjsRunnerClient>();
   let remote: RemoteWorkers | null = null;
   let torch: PytorchReference | null = null;
-  let ceiling: ComputeCeiling | null = null;
+  let bareCompute: ComputeScaling | null = null;
   const cleanUp = () => {
     for (const client of tfjs.values()) client.kill();
-    void ceiling?.close();
+    void bareCompute?.close();
     torch?.kill();
     void remote?.stop();
   };
@@ -117,15 +117,15 @@ async function main(): Promise<number> {
 
     const backend = tfjs.get('tfjs-1')!.describe.match(/\((\w+)\)/)?.[1] ?? String(options.backend);
     const configs = configList(n, backend, tfjs, torch);
-    const samples: BenchSamples = { configs, training: [], evaluation: [], memory: [], ceiling: [], notes };
+    const samples: BenchSamples = { configs, training: [], evaluation: [], memory: [], bareCompute: [], notes };
 
-    if (!options.ceiling) notes.push('Machine ceiling skipped: --no-ceiling.');
-    else if (n < 2) notes.push('Machine ceiling skipped: it needs --workers 2 or more.');
-    else if (backend === 'node' || !BACKEND_CHOICES.includes(backend as BackendChoice)) notes.push(`Machine ceiling skipped: not measured for the ${backend} backend.`);
+    if (!options.bareCompute) notes.push('Bare compute skipped: --no-bare-compute.');
+    else if (n < 2) notes.push('Bare compute skipped: it needs --workers 2 or more.');
+    else if (backend === 'node' || !BACKEND_CHOICES.includes(backend as BackendChoice)) notes.push(`Bare compute skipped: not measured for the ${backend} backend.`);
     else {
-      progress(`Starting: machine ceiling, ${n} threads computing side by side (${backend})...`);
+      progress(`Starting: bare compute, ${n} threads computing side by side (${backend})...`);
       const { train } = await loadCifar10(options.data, { pixels: true, testLimit: 1 });
-      ceiling = await ComputeCeiling.start({ train, model: model.name, weights: start.weights, backend: backend as BackendChoice, threads: n });
+      bareCompute = await ComputeScaling.start({ train, model: model.name, weights: start.weights, backend: backend as BackendChoice, threads: n });
     }
 
     // Prime every tfjs configuration once (JIT, first-use allocations, remote workers joining), untimed.
@@ -136,7 +136,7 @@ async function main(): Promise<number> {
     for (let round = 0; round < options.rounds; round++) {
       const roundStarted = performance.now();
       for (const [b, batch] of options.batchSizes.entries()) {
-        if (ceiling && batch >= n) await measureCeiling(ceiling, batch, round);
+        if (bareCompute && batch >= n) await measureBareCompute(bareCompute, batch, round);
         for (const config of rotate(configs, round + b)) {
           await measureTraining(config, batch, round);
         }
@@ -177,12 +177,12 @@ async function main(): Promise<number> {
       }
     }
 
-    async function measureCeiling(machine: ComputeCeiling, batch: number, round: number): Promise<void> {
+    async function measureBareCompute(machine: ComputeScaling, batch: number, round: number): Promise<void> {
       const pairs = await machine.measure(batch, round, CEILING_PAIRS, CEILING_PHASE_MS);
-      samples.ceiling.push(...pairs);
+      samples.bareCompute.push(...pairs);
       const ms = (values: number[]) => values.map((v) => v.toFixed(1)).join('/');
       progress(
-        `round ${round + 1}/${options.rounds}  batch ${String(batch).padStart(3)}  ${'machine ceiling'.padEnd(18)}  ` +
+        `round ${round + 1}/${options.rounds}  batch ${String(batch).padStart(3)}  ${'bare compute'.padEnd(18)}  ` +
           `${pairs.map((p) => `${p.ratio.toFixed(2)}×`).join(' ')}  (alone ${ms(pairs.map((p) => p.aloneMs))} ms, together ${ms(pairs.map((p) => p.togetherMs))} ms)`,
       );
     }
@@ -226,8 +226,8 @@ async function main(): Promise<number> {
     // Done measuring: close everything, then report.
     for (const client of tfjs.values()) await client.close();
     tfjs.clear();
-    await ceiling?.close();
-    ceiling = null;
+    await bareCompute?.close();
+    bareCompute = null;
     await torch?.close();
     await remote?.stop();
     remote = null;

@@ -1,6 +1,6 @@
 /**
- * The shared memory between ComputeCeiling (./compute-ceiling.ts) and its threads (./ceiling-thread.ts): the
- * main thread starts a phase (how many threads compute, at which batch size) by bumping a generation word,
+ * The shared memory between ComputeScaling (./compute-scaling.ts) and its threads (./compute-scaling-thread.ts):
+ * the main thread starts a phase (how many threads compute, at which batch size) by bumping a generation word,
  * ends it by clearing a running word, and waits until every active thread has written its report (rounds
  * completed and the wall time they took) and counted itself done. With several threads active, a round ends
  * at a barrier that all of them reach, as a synchronous step waits for its slowest shard.
@@ -8,16 +8,16 @@
 import type { BackendChoice } from '../src/compute/backend.ts';
 import type { ImageSet } from '../src/data/cifar10-dataset.ts';
 
-export interface CeilingThreadData {
+export interface ScalingThreadData {
   readonly id: number;
-  readonly control: CeilingMemory;
+  readonly control: ScalingMemory;
   readonly train: ImageSet;
   readonly model: string;
   readonly weights: Float32Array;
   readonly backend: BackendChoice;
 }
 
-export interface CeilingMemory {
+export interface ScalingMemory {
   readonly words: SharedArrayBuffer;
   /** Per thread: wall ms of its completed rounds, rounds completed (float64 each). */
   readonly reports: SharedArrayBuffer;
@@ -47,12 +47,12 @@ const STOP = 5;
 const ARRIVED = 6;
 const WORDS = 8;
 
-export class CeilingControl {
-  readonly memory: CeilingMemory;
+export class ScalingControl {
+  readonly memory: ScalingMemory;
   private readonly words: Int32Array;
   private readonly reportWords: Float64Array;
 
-  constructor(threads: number, memory?: CeilingMemory) {
+  constructor(threads: number, memory?: ScalingMemory) {
     this.memory = memory ?? { words: new SharedArrayBuffer(WORDS * 4), reports: new SharedArrayBuffer(threads * 2 * 8) };
     this.words = new Int32Array(this.memory.words);
     this.reportWords = new Float64Array(this.memory.reports);
@@ -84,7 +84,7 @@ export class CeilingControl {
       if (done >= active) break;
       const wait = Atomics.waitAsync(this.words, DONE, done, 1000);
       if (wait.async) await wait.value;
-      if (Atomics.load(this.words, GENERATION) !== generation) throw new Error('CeilingControl: a new phase began before the reports came in');
+      if (Atomics.load(this.words, GENERATION) !== generation) throw new Error('ScalingControl: a new phase began before the reports came in');
     }
     return Array.from({ length: active }, (_, id) => ({ ms: this.reportWords[2 * id], rounds: this.reportWords[2 * id + 1] }));
   }

@@ -1,5 +1,5 @@
 /**
- * A compute-ceiling thread (./compute-ceiling.ts): its own ShardComputer on the shared training images, computing
+ * A compute-scaling thread (./compute-scaling.ts): its own ShardComputer on the shared training images, computing
  * gradients of its shard of a batch while the main thread's phase runs, in rounds; with other threads active a
  * round ends when all of them have finished theirs. Then it reports.
  */
@@ -7,10 +7,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ShardComputer } from '../src/compute/shard-computer.ts';
 import { modelByName } from '../src/model/model-registry.ts';
 import { cutIntoShards } from '../src/train/batch-plan.ts';
-import { CeilingControl, type CeilingThreadData } from './ceiling-control.ts';
+import { ScalingControl, type ScalingThreadData } from './compute-scaling-control.ts';
 
-const data = workerData as CeilingThreadData;
-const control = new CeilingControl(0, data.control);
+const data = workerData as ScalingThreadData;
+const control = new ScalingControl(0, data.control);
 const computer = await ShardComputer.create(modelByName(data.model), { train: data.train, test: data.train }, data.backend, { allowNative: false });
 computer.setWeights(data.weights);
 parentPort!.postMessage('ready');

@@ -1,23 +1,25 @@
 /**
- * How much scaling this machine allows, measured in the same minutes as the trainer: N threads that compute
- * shard gradients side by side with nothing to coordinate (no shared weights, no results to gather, no Adam),
- * against one thread computing whole batches alone. On a 2-core VM the two threads still share the caches,
- * the memory bus and whatever the host gives their vCPUs, so N threads are not N times one; how far from N
- * they are is the ceiling of the "N workers / 1 worker" ratio, which no coordination can beat.
+ * How bare compute scales on this machine, measured in the same minutes as the trainer: N threads that compute
+ * the shards of each batch with nothing else to do (no weights to publish, no results to gather, no Adam),
+ * against one thread computing whole batches alone. On a 2-core VM the two threads share caches, the memory bus
+ * and whatever the host gives their vCPUs, so N threads are not N times one; how far from N they are is the
+ * machine's part of the gap between the trainer's "N workers / 1 worker" and N. It is context, not a bound: the
+ * trainer's ratio can come out above it at small batches, where the 1-worker configuration has per-step costs
+ * of its own (the hand-off to its thread) that are not compute.
  *
  * Phases alternate: one thread alone on batches of `batch` images, then all N at once on shards of it (sizes as
  * cutIntoShards gives them) in rounds that end when every thread has finished its shard, as a synchronous step
  * does; `pairs` times, the order flipping every pair so that the machine's drift does not favour either side.
  * Each pair gives one ratio: images/s of N threads together / images/s of one alone.
- * Threads: ./ceiling-thread.ts, each with its own ShardComputer on the shared training images.
+ * Threads: ./compute-scaling-thread.ts, each with its own ShardComputer on the shared training images.
  */
 import { Worker } from 'node:worker_threads';
 import type { BackendChoice } from '../src/compute/backend.ts';
 import type { ImageSet } from '../src/data/cifar10-dataset.ts';
 import { BenchError } from './bench-error.ts';
-import { CeilingControl, type CeilingThreadData, type ThreadReport } from './ceiling-control.ts';
+import { ScalingControl, type ScalingThreadData, type ThreadReport } from './compute-scaling-control.ts';
 
-export interface CeilingOptions {
+export interface ComputeScalingOptions {
   readonly train: ImageSet;
   readonly model: string;
   readonly weights: Float32Array;
@@ -27,7 +29,7 @@ export interface CeilingOptions {
 }
 
 /** One alone/together pair at one batch size. */
-export interface CeilingSample {
+export interface ComputeScalingSample {
   readonly batch: number;
   readonly round: number;
   /** ms per gradient of `batch` images, one thread alone. */
@@ -38,27 +40,27 @@ export interface CeilingSample {
   readonly ratio: number;
 }
 
-const THREAD_FILE = new URL('./ceiling-thread.ts', import.meta.url);
+const THREAD_FILE = new URL('./compute-scaling-thread.ts', import.meta.url);
 /** Untimed computing before the first measurement: the wasm code tiers up, first-use allocations happen. */
 const WARM_UP_MS = 1500;
 
-export class ComputeCeiling {
+export class ComputeScaling {
   private constructor(
-    private readonly control: CeilingControl,
+    private readonly control: ScalingControl,
     private readonly workers: readonly Worker[],
     private readonly failed: Promise<never>,
   ) {}
 
-  static async start(options: CeilingOptions): Promise<ComputeCeiling> {
+  static async start(options: ComputeScalingOptions): Promise<ComputeScaling> {
     if (!Number.isSafeInteger(options.threads) || options.threads < 2) {
-      throw new BenchError(`The compute ceiling needs at least 2 threads, got ${options.threads}.`);
+      throw new BenchError(`Measuring bare compute needs at least 2 threads, got ${options.threads}.`);
     }
-    const control = new CeilingControl(options.threads);
+    const control = new ScalingControl(options.threads);
     const workers: Worker[] = [];
     const failures: Promise<never>[] = [];
     const ready: Promise<void>[] = [];
     for (let id = 0; id < options.threads; id++) {
-      const workerData: CeilingThreadData = {
+      const workerData: ScalingThreadData = {
         id, control: control.memory, train: options.train, model: options.model, weights: options.weights, backend: options.backend,
       };
       // The thread's entry is TypeScript: it registers tsx's hooks itself first (the ones it inherits with
@@ -67,29 +69,29 @@ export class ComputeCeiling {
       const worker = new Worker(entry, { eval: true, workerData });
       workers.push(worker);
       failures.push(new Promise<never>((_, reject) => {
-        worker.once('error', (error) => reject(new BenchError(`A compute-ceiling thread failed: ${error.message}`, { cause: error })));
-        worker.once('exit', (code) => reject(new BenchError(`A compute-ceiling thread stopped (exit code ${code}).`)));
+        worker.once('error', (error) => reject(new BenchError(`A compute-scaling thread failed: ${error.message}`, { cause: error })));
+        worker.once('exit', (code) => reject(new BenchError(`A compute-scaling thread stopped (exit code ${code}).`)));
       }));
       ready.push(new Promise<void>((resolve) => worker.once('message', () => resolve())));
     }
     const failed = Promise.race(failures);
     failed.catch(() => undefined);
-    const ceiling = new ComputeCeiling(control, workers, failed);
+    const scaling = new ComputeScaling(control, workers, failed);
     try {
       await Promise.race([Promise.all(ready), failed]);
-      await ceiling.phase(options.threads, 32, WARM_UP_MS);
+      await scaling.phase(options.threads, 32, WARM_UP_MS);
     } catch (error) {
-      await ceiling.close();
+      await scaling.close();
       throw error;
     }
-    return ceiling;
+    return scaling;
   }
 
   /** `pairs` alone/together pairs at `batch`, each phase `phaseMs` long. */
-  async measure(batch: number, round: number, pairs: number, phaseMs: number): Promise<CeilingSample[]> {
+  async measure(batch: number, round: number, pairs: number, phaseMs: number): Promise<ComputeScalingSample[]> {
     const n = this.workers.length;
-    if (!Number.isSafeInteger(batch) || batch < n) throw new BenchError(`The compute ceiling needs a batch of at least ${n} images, got ${batch}.`);
-    const samples: CeilingSample[] = [];
+    if (!Number.isSafeInteger(batch) || batch < n) throw new BenchError(`Measuring bare compute needs a batch of at least ${n} images, got ${batch}.`);
+    const samples: ComputeScalingSample[] = [];
     for (let pair = 0; pair < pairs; pair++) {
       const alone = async () => (await this.phase(1, batch, phaseMs))[0];
       const together = async () => mean(await this.phase(n, batch, phaseMs));
@@ -119,7 +121,7 @@ export class ComputeCeiling {
     this.control.end();
     const reports: ThreadReport[] = await Promise.race([this.control.reports(generation, active), this.failed]);
     return reports.map((report, id) => {
-      if (report.rounds === 0) throw new BenchError(`Compute-ceiling thread ${id} finished no round in a ${ms} ms phase at batch ${batch}.`);
+      if (report.rounds === 0) throw new BenchError(`Compute-scaling thread ${id} finished no round in a ${ms} ms phase at batch ${batch}.`);
       return report.ms / report.rounds;
     });
   }

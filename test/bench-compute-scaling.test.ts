@@ -1,11 +1,11 @@
-// The benchmark's machine ceiling (bench/compute-ceiling.ts): real worker threads, each with a real
-// ShardComputer on shared images, run alone/together phases; and how the ceiling reaches the summary and report.
+// The benchmark's bare-compute scaling (bench/compute-scaling.ts): real worker threads, each with a real
+// ShardComputer on shared images, run alone/together phases; and how the figure reaches the summary and report.
 import test from 'ava';
 import { randomImageSet } from './fixtures/random-image-set.ts';
 import { modelByName } from '../src/model/model-registry.ts';
 import { initialParameters } from '../src/model/parameter-vector.ts';
 import { BenchError } from '../bench/bench-error.ts';
-import { ComputeCeiling, type CeilingSample } from '../bench/compute-ceiling.ts';
+import { ComputeScaling, type ComputeScalingSample } from '../bench/compute-scaling.ts';
 import type { BenchSamples, TrainingSample } from '../bench/bench-results.ts';
 import { summarize } from '../bench/bench-summary.ts';
 import { formatReport } from '../bench/format-report.ts';
@@ -14,9 +14,9 @@ const train = randomImageSet(64, 1);
 const weights = initialParameters(modelByName('tutorial'), 1);
 
 test.serial('pairs of alone and together phases give one ratio each, in the order asked', async (t) => {
-  const ceiling = await ComputeCeiling.start({ train, model: 'tutorial', weights, backend: 'fused', threads: 2 });
-  t.teardown(() => ceiling.close());
-  const samples = await ceiling.measure(8, 3, 3, 150);
+  const scaling = await ComputeScaling.start({ train, model: 'tutorial', weights, backend: 'fused', threads: 2 });
+  t.teardown(() => scaling.close());
+  const samples = await scaling.measure(8, 3, 3, 150);
   t.is(samples.length, 3);
   for (const s of samples) {
     t.is(s.batch, 8);
@@ -26,30 +26,30 @@ test.serial('pairs of alone and together phases give one ratio each, in the orde
     t.is(s.ratio, s.aloneMs / s.togetherMs);
   }
   // A batch the threads cannot share is refused before anything runs.
-  const tooSmall = await t.throwsAsync(ceiling.measure(1, 0, 1, 100), { instanceOf: BenchError });
+  const tooSmall = await t.throwsAsync(scaling.measure(1, 0, 1, 100), { instanceOf: BenchError });
   t.regex(tooSmall.message, /at least 2 images, got 1/);
 });
 
 test.serial('once closed, a measurement fails with a BenchError instead of waiting for threads that are gone', async (t) => {
-  const ceiling = await ComputeCeiling.start({ train, model: 'tutorial', weights, backend: 'fused', threads: 2 });
-  await ceiling.close();
-  const error = await t.throwsAsync(ceiling.measure(8, 0, 1, 100), { instanceOf: BenchError });
-  t.regex(error.message, /compute-ceiling thread stopped/);
+  const scaling = await ComputeScaling.start({ train, model: 'tutorial', weights, backend: 'fused', threads: 2 });
+  await scaling.close();
+  const error = await t.throwsAsync(scaling.measure(8, 0, 1, 100), { instanceOf: BenchError });
+  t.regex(error.message, /compute-scaling thread stopped/);
 });
 
 test.serial('a thread that cannot start, or too few threads, is a BenchError naming why', async (t) => {
-  const error = await t.throwsAsync(ComputeCeiling.start({ train, model: 'no-such-model', weights, backend: 'fused', threads: 2 }), { instanceOf: BenchError });
-  t.regex(error.message, /compute-ceiling thread failed: .*no-such-model/);
-  await t.throwsAsync(ComputeCeiling.start({ train, model: 'tutorial', weights, backend: 'fused', threads: 1 }), {
+  const error = await t.throwsAsync(ComputeScaling.start({ train, model: 'no-such-model', weights, backend: 'fused', threads: 2 }), { instanceOf: BenchError });
+  t.regex(error.message, /compute-scaling thread failed: .*no-such-model/);
+  await t.throwsAsync(ComputeScaling.start({ train, model: 'tutorial', weights, backend: 'fused', threads: 1 }), {
     instanceOf: BenchError, message: /at least 2 threads, got 1/,
   });
 });
 
-test('the summary takes the median of every pair at a batch size, and the report shows it beside the scaling it bounds', (t) => {
+test('the summary takes the median of every pair at a batch size, and the report shows it beside the trainer\'s scaling', (t) => {
   const point = (config: 'tfjs-1' | 'tfjs-n', batch: number, round: number, imagesPerSecond: number): TrainingSample => ({
     config, batch, round, steps: 10, imagesPerSecond, msPerStep: (batch * 1000) / imagesPerSecond, breakdown: null,
   });
-  const pair = (batch: number, round: number, ratio: number): CeilingSample => ({ batch, round, aloneMs: ratio, togetherMs: 1, ratio });
+  const pair = (batch: number, round: number, ratio: number): ComputeScalingSample => ({ batch, round, aloneMs: ratio, togetherMs: 1, ratio });
   const samples: BenchSamples = {
     configs: [
       { id: 'tfjs-1', label: 'tfjs 1 thread', description: '' },
@@ -57,13 +57,13 @@ test('the summary takes the median of every pair at a batch size, and the report
     ],
     training: [point('tfjs-1', 32, 0, 1000), point('tfjs-n', 32, 0, 1700), point('tfjs-1', 128, 0, 1000), point('tfjs-n', 128, 0, 1500)],
     evaluation: [], memory: [], notes: [],
-    ceiling: [pair(32, 0, 1.9), pair(32, 0, 1.5), pair(32, 1, 1.8), pair(128, 0, 1.6)],
+    bareCompute: [pair(32, 0, 1.9), pair(32, 0, 1.5), pair(32, 1, 1.8), pair(128, 0, 1.6)],
   };
   const summary = summarize(samples, [32, 128], 1);
-  t.deepEqual(summary.training.map((row) => row.ceiling), [1.8, 1.6]);
+  t.deepEqual(summary.training.map((row) => row.bareCompute), [1.8, 1.6]);
   const scaling = summary.targets.filter((target) => target.name.startsWith('scaling'));
-  t.deepEqual(scaling.map((target) => target.ceiling), [1.8, 1.6]);
-  t.true(summary.targets.filter((target) => !target.name.startsWith('scaling')).every((target) => target.ceiling === undefined));
+  t.deepEqual(scaling.map((target) => target.bareCompute), [1.8, 1.6]);
+  t.true(summary.targets.filter((target) => !target.name.startsWith('scaling')).every((target) => target.bareCompute === undefined));
 
   const machine = { cpu: 'test CPU', cores: 2, node: 'v20', tfjs: '4', backend: 'fused', pytorch: null, loadAverageAtStart: 0, loadAverageAtEnd: 0 };
   const run = { data: 'data', rounds: 1, images: 100, warmup: 1, workers: 2, seconds: 1, start: 'fresh weights (seed 1)' };
