@@ -15,6 +15,8 @@ export interface ScalingThreadData {
   readonly model: string;
   readonly weights: Float32Array;
   readonly backend: BackendChoice;
+  /** Whether a thread at the barrier may spin (every thread has a core of its own) or must sleep. */
+  readonly spin: boolean;
 }
 
 export interface ScalingMemory {
@@ -111,14 +113,19 @@ export class ScalingControl {
   }
 
   /**
-   * This thread has finished round `round` (1-based) of `active` threads' rounds: waits (spinning: every thread
-   * has a core) until all have, and returns true, or false when the phase of `generation` ended first.
+   * This thread has finished round `round` (1-based) of `active` threads' rounds: waits until all have, and
+   * returns true, or false when the phase of `generation` ended first. It spins when every thread has a core of
+   * its own (`spin`); otherwise a spinning thread would take the core of one still computing, so it sleeps until
+   * the next arrival (or 1 ms, to see the phase end).
    */
-  barrier(round: number, active: number, generation: number): boolean {
+  barrier(round: number, active: number, generation: number, spin: boolean): boolean {
     Atomics.add(this.words, ARRIVED, 1);
+    Atomics.notify(this.words, ARRIVED);
     for (;;) {
-      if (Atomics.load(this.words, ARRIVED) >= round * active) return true;
+      const arrived = Atomics.load(this.words, ARRIVED);
+      if (arrived >= round * active) return true;
       if (!this.running(generation)) return false;
+      if (!spin) Atomics.wait(this.words, ARRIVED, arrived, 1);
     }
   }
 

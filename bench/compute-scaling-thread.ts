@@ -34,7 +34,7 @@ for (let seen = 0; ;) {
     for (let i = 0; i < size; i++) indices[i] = (next + i) % count;
     next = (next + size) % count;
     computer.gradient(indices, step++, out);
-    if (order.active > 1 && !control.barrier(rounds + 1, order.active, order.generation)) break;
+    if (order.active > 1 && !control.barrier(rounds + 1, order.active, order.generation, data.spin)) break;
     rounds++;
     ms = performance.now() - started;
   }

@@ -13,6 +13,7 @@
  * Each pair gives one ratio: images/s of N threads together / images/s of one alone.
  * Threads: ./compute-scaling-thread.ts, each with its own ShardComputer on the shared training images.
  */
+import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { BackendChoice } from '../src/compute/backend.ts';
 import type { ImageSet } from '../src/data/cifar10-dataset.ts';
@@ -62,6 +63,7 @@ export class ComputeScaling {
     for (let id = 0; id < options.threads; id++) {
       const workerData: ScalingThreadData = {
         id, control: control.memory, train: options.train, model: options.model, weights: options.weights, backend: options.backend,
+        spin: options.threads <= os.availableParallelism(),
       };
       // The thread's entry is TypeScript: it registers tsx's hooks itself first (the ones it inherits with
       // --import may not be in place yet when its entry loads).
