@@ -33,8 +33,8 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
 const PYTORCH_THREADS = [1, 2] as const;
 /** Bare compute's alone/together pairs per batch size and round, and how long each phase computes. */
-const CEILING_PAIRS = 6;
-const CEILING_PHASE_MS = 250;
+const BARE_COMPUTE_PAIRS = 6;
+const BARE_COMPUTE_PHASE_MS = 250;
 
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -177,8 +177,8 @@ async function main(): Promise<number> {
       }
     }
 
-    async function measureBareCompute(machine: ComputeScaling, batch: number, round: number): Promise<void> {
-      const pairs = await machine.measure(batch, round, CEILING_PAIRS, CEILING_PHASE_MS);
+    async function measureBareCompute(scaling: ComputeScaling, batch: number, round: number): Promise<void> {
+      const pairs = await scaling.measure(batch, round, BARE_COMPUTE_PAIRS, BARE_COMPUTE_PHASE_MS);
       samples.bareCompute.push(...pairs);
       const ms = (values: number[]) => values.map((v) => v.toFixed(1)).join('/');
       progress(
