@@ -49,11 +49,11 @@ export class TimedPool implements WorkerPool {
     }
   }
 
-  async computeGradients(tasks: readonly ShardTask[], next?: readonly ShardTask[]): Promise<Float32Array[]> {
+  async computeGradients(tasks: readonly ShardTask[], next?: readonly ShardTask[], into?: readonly Float32Array[]): Promise<Float32Array[]> {
     const perStep = this.probe?.kind === 'per-step';
     const before = perStep ? this.probe!.sample() : null;
     const computeStart = performance.now();
-    const results = await this.inner.computeGradients(tasks, next);
+    const results = await this.inner.computeGradients(tasks, next, into);
     const computeEnd = performance.now();
     const after = perStep ? this.probe!.sample() : null;
     this.steps.push({ computeStart, computeEnd, busy: busyBetween(before, after), publishStart: NaN, publishEnd: NaN });

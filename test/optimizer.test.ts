@@ -188,3 +188,30 @@ test('firstNonFinite finds the first NaN/±Infinity anywhere, and nothing in fin
 
 test('the committed optimizer.wasm is what npm run build:wasm:optimizer builds from the source', (t) =>
   assertCommittedWasmIsFresh(t, 'build:wasm:optimizer', OPTIMIZER_WASM_URL));
+
+test('results written straight into the resultSlots are summed where they are, with the same bytes as copied ones; a slot at another shard\'s place is refused', (t) => {
+  const n = 1_027;
+  const weights = floats(n, 3);
+  const results = [0, 1, 2].map((s) => floats(n + 2, 200 + s, 16));
+  const copied = Optimizer.create({ weights, shards: 3 });
+  copied.averageShards(results, 30);
+  copied.adamStep(ADAM);
+
+  const inPlace = Optimizer.create({ weights, shards: 3 });
+  t.deepEqual(inPlace.resultSlots.map((slot) => slot.length), [n + 2, n + 2, n + 2]);
+  results.forEach((r, k) => inPlace.resultSlots[k].set(r));
+  inPlace.averageShards(inPlace.resultSlots, 30);
+  inPlace.adamStep(ADAM);
+  t.deepEqual(bytes(inPlace.gradient), bytes(copied.gradient));
+  t.deepEqual(bytes(inPlace.weights), bytes(copied.weights));
+  t.deepEqual(bytes(inPlace.resultSlots[2]), bytes(results[2]), 'a slot keeps its whole result, loss sum and correct count too');
+
+  // A mix works (a pool may fill some slots and hand back arrays of its own for others).
+  const mixed = Optimizer.create({ weights, shards: 3 });
+  mixed.resultSlots[1].set(results[1]);
+  mixed.averageShards([results[0], mixed.resultSlots[1], results[2]], 30);
+  t.deepEqual(bytes(mixed.gradient), bytes(copied.gradient));
+
+  const swapped = [inPlace.resultSlots[1], inPlace.resultSlots[0]];
+  t.throws(() => inPlace.averageShards(swapped, 30), { instanceOf: RangeError, message: /Shard result 0 is the Optimizer's slot of another shard/ });
+});

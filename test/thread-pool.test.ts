@@ -129,3 +129,20 @@ test('ThreadPool: a NaN gradient is rejected by the pool\'s own scan, or, with s
   t.throws(() => optimizer.averageShards(results, 6), { instanceOf: ShardResultError, message: /^Shard result 0 holds NaN at position \d+; discarded\.$/ });
   t.deepEqual(optimizer.weights, before, 'nothing applied');
 });
+
+test('ThreadPool: given arrays to write into (the Optimizer\'s slots), results land there on both kinds of worker, byte for byte', async (t) => {
+  const { dataset, reference } = await smallDataSet(t);
+  const pool = await ThreadPool.create({ model: 'tutorial', parameterCount: P, dataset, threads: 2, backend: 'fused', callerComputes: true });
+  t.teardown(() => pool.close());
+  const weights = initialParameters(tutorialCnn, 9);
+  await pool.publishWeights(0, weights);
+  const tasks: ShardTask[] = [0, 1, 2].map((shard) => ({ step: 0, shard, weightsVersion: 0, indices: Int32Array.from([shard, shard + 10, shard + 20]) }));
+  const optimizer = Optimizer.create({ weights, shards: 3 });
+  const results = await pool.computeGradients(tasks, undefined, optimizer.resultSlots);
+  t.true(results.every((r, i) => r === optimizer.resultSlots[i]), 'the very arrays given');
+  reference.setWeights(weights);
+  t.deepEqual(results.map(bytes), tasks.map((task) => bytes(reference.gradient(task.indices, task.step))));
+  pool.recycle(results); // not the pool's: ignored, never handed out as its own
+  const own = await pool.computeGradients(tasks);
+  t.true(own.every((r) => !optimizer.resultSlots.includes(r)));
+});

@@ -175,9 +175,10 @@ export class ThreadPool implements WorkerPool {
     Atomics.store(this.version, 0, version);
   }
 
-  async computeGradients(tasks: readonly ShardTask[]): Promise<Float32Array[]> {
+  /** Writes task i's result into `into[i]` when given (the channel's copy goes there, or this thread computes into it). */
+  async computeGradients(tasks: readonly ShardTask[], _next?: readonly ShardTask[], into?: readonly Float32Array[]): Promise<Float32Array[]> {
     const caller = this.caller;
-    return this.inLanes(tasks, (task, lane, wait) => this.computeShard(task, { lane, wait }), caller && ((task) => this.computeShard(task, null, (out) => {
+    return this.inLanes(tasks, (task, lane, wait, i) => this.computeShard(task, into?.[i], { lane, wait }), caller && ((task, i) => this.computeShard(task, into?.[i], null, (out) => {
       caller.weights.loadInto(caller.computer, task.weightsVersion);
       caller.computer.gradient(task.indices, task.step, out);
     })));
@@ -194,8 +195,8 @@ export class ThreadPool implements WorkerPool {
    */
   private async inLanes<T, R>(
     tasks: readonly T[],
-    onThread: (task: T, lane: ThreadLane, wait: ChannelWait) => Promise<R>,
-    onCaller: ((task: T) => Promise<R>) | null,
+    onThread: (task: T, lane: ThreadLane, wait: ChannelWait, index: number) => Promise<R>,
+    onCaller: ((task: T, index: number) => Promise<R>) | null,
   ): Promise<R[]> {
     if (this.failure) throw this.failure;
     const results = new Array<R>(tasks.length);
@@ -211,19 +212,19 @@ export class ThreadPool implements WorkerPool {
           lane ??= await this.nextIdleLane();
           if (next >= tasks.length) break;
           const i = next++;
-          results[i] = await onThread(tasks[i], lane, { gone: lane.gone, mayWatch });
+          results[i] = await onThread(tasks[i], lane, { gone: lane.gone, mayWatch }, i);
         }
       } finally {
         if (lane) this.release(lane);
       }
     };
-    const callerLane = async (run: (task: T) => Promise<R>) => {
+    const callerLane = async (run: (task: T, index: number) => Promise<R>) => {
       try {
         for (let first = true; next < tasks.length; first = false) {
           if (!first) await new Promise((resolve) => setImmediate(resolve));
           if (next >= tasks.length) break;
           const i = next++;
-          results[i] = await run(tasks[i]);
+          results[i] = await run(tasks[i], i);
         }
       } finally {
         callerBusy = false;
@@ -250,17 +251,18 @@ export class ThreadPool implements WorkerPool {
   }
 
   /**
-   * One shard on a worker thread, or with `inCaller` on this one, written into a result buffer of the pool's; a
-   * result that fails validation is recomputed.
+   * One shard on a worker thread, or with `inCaller` on this one, written into `into` when given, else into a
+   * result buffer of the pool's; a result that fails validation is recomputed.
    */
   private async computeShard(
     task: ShardTask,
+    into: Float32Array | undefined,
     onThread: { readonly lane: ThreadLane; readonly wait: ChannelWait } | null,
     inCaller?: (out: Float32Array) => void,
   ): Promise<Float32Array> {
     const attempts = this.options.maxAttempts ?? 3;
     const validate = this.options.scanFinite === false ? validateShardShape : validateShardResult;
-    const out = this.results.take();
+    const out = into ?? this.results.take();
     try {
       for (let attempt = 1; ; attempt++) {
         if (inCaller) {

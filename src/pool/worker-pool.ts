@@ -49,8 +49,11 @@ export interface WorkerPool {
    * `next`, when the caller knows it, is the next step's tasks (whose weights version is not published yet): a
    * pool may hand them to its workers ahead, to start the moment their weights are out. The next call need not
    * bring the same tasks; anything handed out ahead for it is then dropped.
+   * `into`, when given, is one array per task (parameterCount + 2 floats each) that the pool may write task i's
+   * result into and resolve with as result i, sparing the caller a copy (the trainer passes the Optimizer's
+   * resultSlots); a pool may as well ignore it and resolve with arrays of its own.
    */
-  computeGradients(tasks: readonly ShardTask[], next?: readonly ShardTask[]): Promise<Float32Array[]>;
+  computeGradients(tasks: readonly ShardTask[], next?: readonly ShardTask[], into?: readonly Float32Array[]): Promise<Float32Array[]>;
   /**
    * Gives results of computeGradients back once the caller has read them: the pool may write later results into
    * their memory (ThreadPool does, to allocate nothing per step), so they must not be read afterwards. Optional

@@ -88,9 +88,10 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
         const tasks = next ?? shardTasks(step, progress.globalStep);
 
         // 2. Workers compute each shard's summed gradient; results come back in shard order. The next step's
-        //    shards go along, for pools that hand them out ahead (remote workers then wait only for the weights).
+        //    shards go along, for pools that hand them out ahead (remote workers then wait only for the weights);
+        //    so do the Optimizer's slots, for pools that can write the results straight where they are summed.
         next = step + 1 < steps ? shardTasks(step + 1, progress.globalStep + 1) : undefined;
-        const results = await pool.computeGradients(tasks, next);
+        const results = await pool.computeGradients(tasks, next, optimizer.resultSlots);
 
         // 3. Add them in shard order (so the sum never depends on who finished first), then average.
         optimizer.averageShards(results, batch.length);

@@ -1,8 +1,9 @@
 // The coordinator's per-step arithmetic: the shards' gradients summed in shard order and averaged, then Adam/AdamW,
 // in the WebAssembly SIMD module optimizer.wasm (source: ./assembly/index.ts; rebuild: npm run build:wasm). The
 // weights and Adam's moments live in the module's memory for the whole run, so a step copies only the shard
-// results in; `weights`, `state.m` and `state.v` are views of that memory (valid as long as the Optimizer, and
-// updated in place by every step). Bit for bit the same as the JS reference, adamStep in ../adam.ts.
+// results in, and not even those when a pool wrote them straight into `resultSlots`; `weights`, `state.m` and
+// `state.v` are views of that memory (valid as long as the Optimizer, and updated in place by every step). Bit
+// for bit the same as the JS reference, adamStep in ../adam.ts.
 import { ShardResultError } from '../../errors/index.ts';
 import { WasmModule } from '../../wasm/wasm-module.ts';
 import { type AdamOptions, type AdamState, adamConstants } from '../adam.ts';
@@ -52,6 +53,12 @@ export class Optimizer {
   readonly state: AdamState;
   /** The last averaged gradient (a view; written by averageShards()). */
   readonly gradient: Float32Array;
+  /**
+   * Where shard k's result is summed from: a view of the module's memory that holds a whole shard result
+   * (parameterCount + 2 floats). A pool may compute or copy result k straight into it (WorkerPool
+   * computeGradients' `into`); averageShards then has nothing to copy.
+   */
+  readonly resultSlots: readonly Float32Array[];
   readonly shards: number;
   private readonly x: OptimizerExports;
   private readonly slots: Float32Array[];
@@ -64,6 +71,7 @@ export class Optimizer {
     this.state = { m: f32(x.mPtr()), v: f32(x.vPtr()), step: 0 };
     this.gradient = f32(x.gradPtr());
     this.slots = Array.from({ length: shards }, (_, k) => f32(x.slotPtr(k)));
+    this.resultSlots = Array.from({ length: shards }, (_, k) => new Float32Array(x.memory.buffer, x.slotPtr(k), n + 2));
   }
 
   static create(init: OptimizerInit): Optimizer {
@@ -89,7 +97,8 @@ export class Optimizer {
    * gradient = (results[0] + results[1] + …) / batchSize, element by element in the order given (shard order),
    * over the first weights.length floats of each result (a shard result's loss sum and correct count after them
    * are ignored). Throws ShardResultError naming the result and position when one holds NaN or ±Infinity — the
-   * check costs nothing extra: it is one pass over the sum.
+   * check costs nothing extra: it is one pass over the sum. A result that is `resultSlots[k]` itself, at its own
+   * position k, is summed where it is; any other is copied into its slot first.
    */
   averageShards(results: readonly Float32Array[], batchSize: number): void {
     const n = this.weights.length;
@@ -98,6 +107,9 @@ export class Optimizer {
     }
     results.forEach((result, k) => {
       if (result.length < n) throw new ShardResultError(`Shard result ${k} has ${result.length} values, fewer than the ${n} weights; discarded.`);
+      if (result === this.resultSlots[k]) return;
+      // Copying another slot in would overwrite a result not yet summed.
+      if (this.resultSlots.includes(result)) throw new RangeError(`Shard result ${k} is the Optimizer's slot of another shard.`);
       this.slots[k].set(result.length === n ? result : result.subarray(0, n));
     });
     if (this.x.reduce(results.length, batchSize) === 1) return;

@@ -2,8 +2,10 @@
 // sum the shards' gradients in shard order, divide by the batch size, and Adam/AdamW on the flat parameters.
 //
 // Memory (laid out once by init(), never grown afterwards, so the host's views stay valid):
-//   WEIGHTS, M, V, GRAD and one SLOT per shard, each `count` f32s, 16-byte aligned.
-// The host copies each shard's result into its SLOT, calls reduce(), then adam() over the trainable ranges.
+//   WEIGHTS, M, V, GRAD and one SLOT per shard, each `count` f32s, 16-byte aligned, with room for 2 more f32s
+//   (a whole shard result, its loss sum and correct count after the gradient, fits a SLOT).
+// The host writes (or copies) each shard's result into its SLOT, calls reduce(), then adam() over the trainable
+// ranges.
 //
 // Plain IEEE f32 arithmetic only (no relaxed SIMD, no FMA, no reciprocal approximations): each lane is one
 // correctly rounded f32 operation in a fixed order, so results are bit-identical on every machine and equal to
@@ -19,7 +21,7 @@ let base: usize = 0;
 /** Lays out memory for `n` parameters and `shardSlots` shard results; call once, before anything else. */
 export function init(n: i32, shardSlots: i32): i32 {
   if (count != 0 || n <= 0 || shardSlots <= 0) return 0;
-  stride = (<usize>n * 4 + 15) & ~(<usize>15);
+  stride = ((<usize>n + 2) * 4 + 15) & ~(<usize>15);
   base = (__heap_base + 15) & ~(<usize>15);
   const need = base + stride * (4 + <usize>shardSlots);
   const have = <usize>memory.size() << 16;
