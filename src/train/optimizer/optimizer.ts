@@ -61,7 +61,6 @@ export class Optimizer {
   readonly resultSlots: readonly Float32Array[];
   readonly shards: number;
   private readonly x: OptimizerExports;
-  private readonly slots: Float32Array[];
 
   private constructor(x: OptimizerExports, n: number, shards: number) {
     this.x = x;
@@ -70,7 +69,6 @@ export class Optimizer {
     this.weights = f32(x.weightsPtr());
     this.state = { m: f32(x.mPtr()), v: f32(x.vPtr()), step: 0 };
     this.gradient = f32(x.gradPtr());
-    this.slots = Array.from({ length: shards }, (_, k) => f32(x.slotPtr(k)));
     this.resultSlots = Array.from({ length: shards }, (_, k) => new Float32Array(x.memory.buffer, x.slotPtr(k), n + 2));
   }
 
@@ -110,7 +108,7 @@ export class Optimizer {
       if (result === this.resultSlots[k]) return;
       // Copying another slot in would overwrite a result not yet summed.
       if (this.resultSlots.includes(result)) throw new RangeError(`Shard result ${k} is the Optimizer's slot of another shard.`);
-      this.slots[k].set(result.length === n ? result : result.subarray(0, n));
+      this.resultSlots[k].set(result.length === n ? result : result.subarray(0, n));
     });
     if (this.x.reduce(results.length, batchSize) === 1) return;
     for (let k = 0; k < results.length; k++) {
