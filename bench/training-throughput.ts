@@ -72,6 +72,7 @@ export async function measureTraining(
     // Copied into the trainer's optimizer (train() changes neither): every run starts from the same point.
     weights: start.weights,
     adam: start.adam,
+    history: [],
   };
   // train() ends its epoch with a checkpoint and model files: they go to a throw-away folder, after the clock.
   const outDir = await fs.mkdtemp(path.join(os.tmpdir(), 'cifar-bench-'));

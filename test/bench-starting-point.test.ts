@@ -36,6 +36,7 @@ async function runFolder(t: { teardown(fn: () => Promise<void>): void }, model: 
     settings: settings(model, count),
     progress: { epochsDone: 3, stepInEpoch: 0, globalStep: 15_000, epochLossSum: 0, epochCorrect: 0, epochSeen: 0, elapsedSeconds: 0 },
     weights, adam: { m: floats(count, 2), v: floats(count, 3).map(Math.abs), step: 15_000 },
+    history: [1, 2, 3].map((epoch) => ({ epoch, loss: 1, acc: 0.5, time: 1, imagesPerSecond: 1, globalStep: epoch * 5000, workers: 'test', timestamp: '' })),
   });
   return { dir, weights };
 }

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CheckpointError } from '../src/errors/index.ts';
 import { assertCheckpointMatches, checkpointPath, readCheckpoint, writeCheckpoint, type Checkpoint } from '../src/checkpoint/checkpoint.ts';
+import { decodeFile, encodeFile } from '../src/checkpoint/checkpoint-format.ts';
 import { writeFileAtomic } from '../src/fs/atomic-write.ts';
 import { SeededRandom } from '../src/random/seeded-random.ts';
 import type { RunSettings } from '../src/train/run-settings.ts';
@@ -57,6 +58,9 @@ function sampleCheckpoint(): Checkpoint {
     },
     weights,
     adam: { m: randomFloats(PARAMS, 2), v: randomFloats(PARAMS, 3).map(Math.abs), step: 16_234 },
+    history: [1, 2, 3].map((epoch) => ({
+      epoch, loss: 2 - epoch / 3, acc: epoch / 4, time: 26.23, imagesPerSecond: 1906, globalStep: epoch * 5000, workers: '2 local workers', timestamp: '2026-12-04T21:00:00.000Z',
+    })),
   };
 }
 
@@ -83,6 +87,7 @@ test('a checkpoint round-trips byte for byte', async (t) => {
   t.deepEqual(read.progress, written.progress);
   t.is(read.progress.epochLossSum, written.progress.epochLossSum);
   t.is(read.adam.step, written.adam.step);
+  t.deepEqual(read.history, written.history);
   t.true(bytesOf(read.weights).equals(bytesOf(written.weights)));
   t.true(bytesOf(read.adam.m).equals(bytesOf(written.adam.m)));
   t.true(bytesOf(read.adam.v).equals(bytesOf(written.adam.v)));
@@ -91,6 +96,26 @@ test('a checkpoint round-trips byte for byte', async (t) => {
   const first = await readFile(checkpointPath(out));
   await writeCheckpoint(out, read);
   t.true((await readFile(checkpointPath(out))).equals(first));
+});
+
+test('the epoch history must hold one metrics line per finished epoch; a version 1 checkpoint takes it from metrics.jsonl', async (t) => {
+  const dir = await tempDir(t);
+  const sample = sampleCheckpoint();
+  await t.throwsAsync(writeCheckpoint(dir, { ...sample, history: sample.history.slice(1) }), {
+    instanceOf: CheckpointError, message: /epoch history holds 2 epochs, but 3 are done/,
+  });
+  // Version 1 (before the history): the lines metrics.jsonl still has, of epochs the checkpoint counts as done.
+  await writeCheckpoint(dir, sample);
+  const decoded = decodeFile(await readFile(checkpointPath(dir)));
+  const header: Record<string, unknown> = { ...(decoded.header as Record<string, unknown>), version: 1 };
+  delete header.history;
+  await writeFile(checkpointPath(dir), encodeFile(header, ['weights', 'adam.m', 'adam.v'].map((name) => {
+    const data = decoded.arrays.get(name)!;
+    return { name, length: data.length, data };
+  })));
+  const [one, , three] = sample.history;
+  await writeFile(path.join(dir, 'metrics.jsonl'), [one, three, { ...three, epoch: 4 }].map((m) => JSON.stringify(m)).join('\n') + '\nnot json\n');
+  t.deepEqual((await readCheckpoint(dir)).history, [one, three]);
 });
 
 test('progress doubles JSON cannot hold (NaN, -0, Infinity) still round-trip exactly', async (t) => {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { CheckpointError } from '../errors/index.ts';
 import { writeFileAtomic } from '../fs/atomic-write.ts';
 import type { RunSettings } from '../train/run-settings.ts';
+import { type EpochMetrics, metricsPath } from '../train/metrics-log.ts';
 import { decodeFile, encodeFile, float64FromHex, float64ToHex, FormatProblem } from './checkpoint-format.ts';
 
 /** Where a run stands; enough, with the weights and Adam's state, to continue it bit for bit. */
@@ -21,11 +22,18 @@ export interface Checkpoint {
   progress: RunProgress;
   weights: Float32Array;
   adam: { m: Float32Array; v: Float32Array; step: number };
+  /**
+   * The metrics line of every finished epoch (epochsDone of them, in order). metrics.jsonl is written from
+   * this, so an epoch the checkpoint counts as done never lacks its line, whenever the process died.
+   */
+  history: readonly EpochMetrics[];
 }
 
 export const CHECKPOINT_FILE = 'checkpoint.bin';
 const FORMAT = 'cifar-dp-checkpoint';
-const VERSION = 1;
+const VERSION = 2;
+/** Version 1 had no epoch history: it is read from metrics.jsonl instead (see readCheckpoint). */
+const READABLE_VERSIONS = [1, 2];
 
 /** Type of every RunSettings field; typed so a new field in RunSettings fails to compile until listed here. */
 const SETTING_TYPES: { readonly [K in keyof RunSettings]-?: 'string' | 'number' | 'boolean' } = {
@@ -84,8 +92,8 @@ export function checkpointPath(outDir: string): string {
 /** Writes `<outDir>/checkpoint.bin` atomically (creating outDir): a crash leaves the previous checkpoint intact. */
 export async function writeCheckpoint(outDir: string, checkpoint: Checkpoint): Promise<void> {
   const file = checkpointPath(outDir);
-  const { settings, progress, weights, adam } = checkpoint;
-  const problems = [...settingsProblems(settings), ...progressProblems(progress)];
+  const { settings, progress, weights, adam, history } = checkpoint;
+  const problems = [...settingsProblems(settings), ...progressProblems(progress), ...historyProblems(history, progress.epochsDone)];
   if (!Number.isSafeInteger(adam.step) || adam.step < 0) problems.push(`adam.step is ${adam.step}`);
   for (const [name, array] of [['weights', weights], ['adam.m', adam.m], ['adam.v', adam.v]] as const) {
     if (array.length !== settings.parameterCount) problems.push(`${name} has ${array.length} values, expected ${settings.parameterCount}`);
@@ -100,6 +108,7 @@ export async function writeCheckpoint(outDir: string, checkpoint: Checkpoint): P
     progress: { ...pick(progress), ...Object.fromEntries(DOUBLES.map((k) => [k, Number.isFinite(progress[k]) ? progress[k] : null])) },
     float64Bits: Object.fromEntries(DOUBLES.map((k) => [k, float64ToHex(progress[k])])),
     adamStep: adam.step,
+    history,
   };
   const bytes = encodeFile(header, [
     { name: 'weights', length: weights.length, data: weights },
@@ -138,8 +147,8 @@ export async function readCheckpoint(outDir: string): Promise<Checkpoint> {
   const corrupt = (why: string) => new CheckpointError(describeProblem(file, 'corrupt', why));
 
   const header = decoded.header as Record<string, unknown>;
-  if (header.format !== FORMAT || header.version !== VERSION) {
-    throw corrupt(`its header is not a version ${VERSION} ${FORMAT} (format ${JSON.stringify(header.format)}, version ${JSON.stringify(header.version)})`);
+  if (header.format !== FORMAT || !READABLE_VERSIONS.includes(header.version as number)) {
+    throw corrupt(`its header is not a version ${READABLE_VERSIONS.join(' or ')} ${FORMAT} (format ${JSON.stringify(header.format)}, version ${JSON.stringify(header.version)})`);
   }
   const settings = header.settings as RunSettings;
   const progressIn = header.progress as Record<string, unknown>;
@@ -163,6 +172,9 @@ export async function readCheckpoint(outDir: string): Promise<Checkpoint> {
       problems.push(`${name} has ${array.length} values, but the model has ${settings.parameterCount} parameters`);
     }
   }
+  const complete = header.version !== 1;
+  const history = complete ? header.history : await historyFromMetricsFile(outDir, progress.epochsDone);
+  problems.push(...historyProblems(history, progress.epochsDone, complete));
   if (problems.length > 0) throw corrupt(problems.join('; '));
 
   return {
@@ -170,7 +182,26 @@ export async function readCheckpoint(outDir: string): Promise<Checkpoint> {
     progress,
     weights: arrays.get('weights')!,
     adam: { m: arrays.get('adam.m')!, v: arrays.get('adam.v')!, step: step as number },
+    history: history as EpochMetrics[],
   };
+}
+
+/**
+ * A version 1 checkpoint's history: the last line of each finished epoch in metrics.jsonl, where it is there
+ * (such a checkpoint may count an epoch whose line was lost: that line stays lost).
+ */
+async function historyFromMetricsFile(outDir: string, epochsDone: number): Promise<EpochMetrics[]> {
+  const text = await readFile(metricsPath(outDir), 'utf8').catch(() => '');
+  const byEpoch = new Map<number, EpochMetrics>();
+  for (const line of text.split('\n')) {
+    try {
+      const value = JSON.parse(line) as EpochMetrics;
+      if (isRecord(value) && Number.isSafeInteger(value.epoch) && value.epoch >= 1 && value.epoch <= epochsDone) byEpoch.set(value.epoch, value);
+    } catch {
+      // an unreadable line: skipped
+    }
+  }
+  return [...byEpoch.values()].sort((a, b) => a.epoch - b.epoch);
 }
 
 /**
@@ -223,6 +254,20 @@ function progressProblems(progress: RunProgress): string[] {
   }
   for (const k of DOUBLES) if (typeof progress[k] !== 'number') problems.push(`progress.${k} is not a number`);
   return problems;
+}
+
+/**
+ * Metrics objects of finished epochs in increasing epoch order: one per epoch 1..epochsDone when `complete`
+ * (what this version writes), else a subset (a version 1 checkpoint's, recovered from metrics.jsonl).
+ */
+function historyProblems(history: unknown, epochsDone: number, complete = true): string[] {
+  if (!Array.isArray(history)) return ['its epoch history is missing'];
+  if (complete && history.length !== epochsDone) return [`its epoch history holds ${history.length} epochs, but ${epochsDone} are done`];
+  const bad = history.findIndex((m, i) =>
+    !isRecord(m) || typeof m.epoch !== 'number' || !Number.isSafeInteger(m.epoch) || m.epoch > epochsDone ||
+    (complete ? m.epoch !== i + 1 : m.epoch <= (i > 0 ? (history[i - 1] as EpochMetrics).epoch : 0)) ||
+    typeof m.loss !== 'number' || typeof m.acc !== 'number' || typeof m.time !== 'number');
+  return bad < 0 ? [] : [`entry ${bad + 1} of its epoch history is not the metrics of a finished epoch in order`];
 }
 
 function pick(progress: RunProgress): Partial<RunProgress> {

@@ -19,7 +19,9 @@ import { assertCheckpointMatches, checkpointPath, readCheckpoint } from '../chec
 import { train } from '../train/trainer.ts';
 import { evaluateTestSet, formatEvaluation } from '../eval/test-evaluation.ts';
 import { writeFileAtomic } from '../fs/atomic-write.ts';
+import { EVAL_JSON } from '../report/report-data.ts';
 import { InvalidOptionError } from '../errors/index.ts';
+import { crashPoint } from '../testing/crash-point.ts';
 
 export const COORDINATOR_FLAGS: FlagTable<TrainOptions> = {
   data: { kind: 'string', key: 'data', help: 'CIFAR-10 binary folder (else $CIFAR10_DIR, else data/cifar-10-batches-bin)' },
@@ -85,6 +87,9 @@ async function main(): Promise<number> {
     await fs.rm(path.join(options.out, 'metrics.jsonl'), { force: true });
   }
   await fs.mkdir(options.out, { recursive: true });
+  // eval.json describes the weights it was computed from: once training changes them, it is stale until the
+  // final evaluation writes it again.
+  if (!resumeFrom || resumeFrom.progress.epochsDone < options.epochs) await fs.rm(path.join(options.out, EVAL_JSON), { force: true });
 
   const log = (line: string) => console.log(line);
   const stopRequested = stopSignal((signal) => log(`\n${signal}: finishing the current step, then writing a checkpoint (press again to exit at once).`));
@@ -113,9 +118,10 @@ async function main(): Promise<number> {
     if (outcome.stopped) return 130;
     log(`Model saved to ${path.join(options.out, 'model.json')} and weights.bin.`);
     if (options.evaluate) {
+      crashPoint('final-eval:start');
       const report = await evaluateTestSet(pool, outcome.weightsVersion, dataset.test, dataset.classNames, settings.testCount);
       log(formatEvaluation(report));
-      await writeFileAtomic(path.join(options.out, 'eval.json'), JSON.stringify(report, null, 2) + '\n');
+      await writeFileAtomic(path.join(options.out, EVAL_JSON), JSON.stringify(report, null, 2) + '\n');
     }
     return 0;
   } finally {

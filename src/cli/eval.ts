@@ -12,6 +12,7 @@ import { loadLayersModelWeights } from '../model/layers-model-files.ts';
 import { createWorkerPool } from '../pool/create-worker-pool.ts';
 import { evaluateTestSet, formatEvaluation } from '../eval/test-evaluation.ts';
 import { writeFileAtomic } from '../fs/atomic-write.ts';
+import { EVAL_JSON } from '../report/report-data.ts';
 
 export interface EvalOptions {
   model: string;
@@ -62,7 +63,7 @@ async function main(): Promise<number> {
     await pool.publishWeights(0, weights);
     const report = await evaluateTestSet(pool, 0, dataset.test, dataset.classNames);
     console.log(formatEvaluation(report));
-    await writeFileAtomic(path.join(options.model, 'eval.json'), JSON.stringify(report, null, 2) + '\n');
+    await writeFileAtomic(path.join(options.model, EVAL_JSON), JSON.stringify(report, null, 2) + '\n');
     return 0;
   } finally {
     await pool.close();

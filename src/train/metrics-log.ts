@@ -1,5 +1,5 @@
-import fs from 'node:fs/promises';
 import path from 'node:path';
+import { writeFileAtomic } from '../fs/atomic-write.ts';
 
 /** One line of `<out>/metrics.jsonl`: the figures of one finished epoch. */
 export interface EpochMetrics {
@@ -23,8 +23,12 @@ export function metricsPath(outDir: string): string {
   return path.join(outDir, 'metrics.jsonl');
 }
 
-export async function appendMetrics(outDir: string, metrics: EpochMetrics): Promise<void> {
-  await fs.appendFile(metricsPath(outDir), JSON.stringify(metrics) + '\n');
+/**
+ * Writes `<out>/metrics.jsonl` whole, one line per finished epoch, from the run's history (which the checkpoint
+ * keeps): atomically, so the file is always some checkpoint's complete history and never loses a line.
+ */
+export async function writeMetrics(outDir: string, history: readonly EpochMetrics[]): Promise<void> {
+  await writeFileAtomic(metricsPath(outDir), history.map((m) => JSON.stringify(m) + '\n').join(''));
 }
 
 /** The tutorial's line, plus images/s: `epoch:  1 loss:1.67102 acc:0.38 time:26.23s images/s:1906`. */

@@ -13,8 +13,9 @@ import { shardCorrect, shardLossSum } from '../pool/shard-result.ts';
 import { initialParameters } from '../model/parameter-vector.ts';
 import { runningStatisticRanges, updateRunningStatistics } from './batch-norm-state.ts';
 import { type Checkpoint, type RunProgress, writeCheckpoint } from '../checkpoint/checkpoint.ts';
-import { saveLayersModel } from '../model/layers-model-files.ts';
-import { appendMetrics, type EpochMetrics, formatEpochLine } from './metrics-log.ts';
+import { type EpochMetrics, formatEpochLine } from './metrics-log.ts';
+import { writeEpochOutputs } from './epoch-outputs.ts';
+import { crashPoint } from '../testing/crash-point.ts';
 import { ProgressBar } from './progress-bar.ts';
 import { learningRate, type LrScheduleOptions } from './lr-schedule.ts';
 import { evaluateTestSet } from '../eval/test-evaluation.ts';
@@ -41,6 +42,7 @@ export interface TrainerOutcome {
   /** The weights' version as published to the pool (= steps taken). */
   readonly weightsVersion: number;
   readonly stopped: boolean;
+  /** The epochs this call trained (a resumed run's earlier ones are in the checkpoint's history). */
   readonly epochs: readonly EpochMetrics[];
 }
 
@@ -67,7 +69,13 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
   };
   const bar = new ProgressBar();
   const epochs: EpochMetrics[] = [];
-  const checkpoint = () => writeCheckpoint(outDir, { settings, progress, weights, adam });
+  // Every finished epoch's metrics line, in the checkpoint too: metrics.jsonl is written from it.
+  const history: EpochMetrics[] = input.resumeFrom ? [...input.resumeFrom.history] : [];
+  const checkpoint = () => writeCheckpoint(outDir, { settings, progress, weights, adam, history });
+
+  // A checkpoint is the truth; the model files and metrics.jsonl are derived from it. A process that died after
+  // writing one at an epoch end may not have written them: finish them first (rewriting is harmless).
+  if (input.resumeFrom) await writeEpochOutputs(outDir, input.model, progress.stepInEpoch === 0 ? weights : undefined, history);
 
   await pool.publishWeights(progress.globalStep, weights);
   try {
@@ -110,6 +118,7 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
         progress.stepInEpoch = step + 1;
         progress.epochSeen += batch.length;
         await pool.publishWeights(progress.globalStep, weights);
+        crashPoint('step:after-publish');
         input.onStep?.(progress.globalStep, weights);
 
         const elapsed = (performance.now() - epochStarted) / 1000;
@@ -136,10 +145,13 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
         time, imagesPerSecond: progress.epochSeen / time, globalStep: progress.globalStep, workers: pool.describe(),
         ...test, timestamp: new Date().toISOString(),
       };
+      // The epoch's outputs as one recoverable unit: the checkpoint (which holds the metrics line) first, then
+      // what is derived from it; --resume rewrites the derived files whenever it starts.
       Object.assign(progress, { epochsDone: epoch, stepInEpoch: 0, epochLossSum: 0, epochCorrect: 0, epochSeen: 0, elapsedSeconds: 0 });
+      history.push(metrics);
       await checkpoint();
-      await saveLayersModel(outDir, input.model, weights);
-      await appendMetrics(outDir, metrics);
+      crashPoint('epoch-end:after-checkpoint');
+      await writeEpochOutputs(outDir, input.model, weights, history);
       epochs.push(metrics);
       log(formatEpochLine(metrics));
       if (input.stopRequested() && progress.epochsDone < settings.epochs) {
