@@ -4,7 +4,7 @@ import path from 'node:path';
 import { DEFAULT_TRAIN_OPTIONS, type TrainOptions } from '../options/train-options.ts';
 import { type FlagTable, flagsHelp, parseFlags } from '../options/parse-flags.ts';
 import { BACKEND_CHOICES } from '../compute/backend.ts';
-import { runCli, stopSignal } from './run-cli.ts';
+import { listenForStop, runCli } from './run-cli.ts';
 import { MODELS, modelByName } from '../model/model-registry.ts';
 import { formatSummary } from '../model/model-summary.ts';
 import { resolveDataDir } from '../data/data-dir.ts';
@@ -92,7 +92,8 @@ async function main(): Promise<number> {
   if (!resumeFrom || resumeFrom.progress.epochsDone < options.epochs) await fs.rm(path.join(options.out, EVAL_JSON), { force: true });
 
   const log = (line: string) => console.log(line);
-  const stopRequested = stopSignal((signal) => log(`\n${signal}: finishing the current step, then writing a checkpoint (press again to exit at once).`));
+  const stop = listenForStop((signal) => log(`\n${signal}: finishing the current step, then writing a checkpoint (press again to exit at once).`));
+  const stopRequested = () => stop.signal() !== undefined;
   const pool = await createWorkerPool({
     options, model, parameterCount: parameterCount(model), dataset, log,
     // A resumed run keeps its backend, whatever --backend says now.
@@ -115,7 +116,7 @@ async function main(): Promise<number> {
       `Batch ${settings.batchSize} in ${settings.shards} shards, Adam lr ${settings.lr}, seed ${settings.seed}.`);
 
     const outcome = await train({ settings, model, dataset, pool, outDir: options.out, resumeFrom, evalEvery: options.evalEvery, log, stopRequested });
-    if (outcome.stopped) return 130;
+    if (outcome.stopped) return stop.exitCode();
     log(`Model saved to ${path.join(options.out, 'model.json')} and weights.bin.`);
     if (options.evaluate) {
       crashPoint('final-eval:start');

@@ -21,18 +21,50 @@ export function runCli(main: () => Promise<number | void>): void {
   );
 }
 
-/** Sets a flag on the first SIGINT/SIGTERM (so the loop can checkpoint); a second one exits at once. */
-export function stopSignal(onFirst: (signal: string) => void): () => boolean {
-  let requested = false;
-  const handler = (signal: NodeJS.Signals) => {
-    if (requested) {
-      process.stderr.write(`\n${signal} again: exiting without waiting.\n`);
-      process.exit(130);
+/** The exit code of a process stopped by a signal, by the shell's convention (128 + the signal's number). */
+export const SIGNAL_EXIT_CODES: Readonly<Record<'SIGINT' | 'SIGTERM', number>> = { SIGINT: 130, SIGTERM: 143 };
+
+/**
+ * A repeat of the signal this soon after the first is the same request, not a second one: one Ctrl-C reaches a
+ * command through several routes (the terminal signals the whole process group; wrappers such as tsx's CLI or
+ * npm 10 relay it to their child again), and under load those copies arrive milliseconds to a few hundred
+ * milliseconds apart.
+ */
+export const REPEAT_WINDOW_MS = 1000;
+
+export interface StopRequest {
+  /** The first SIGINT/SIGTERM received, or undefined while none has come. */
+  readonly signal: () => 'SIGINT' | 'SIGTERM' | undefined;
+  /** 130 after SIGINT, 143 after SIGTERM (0 while no signal came). */
+  readonly exitCode: () => number;
+}
+
+/**
+ * Listens for SIGINT/SIGTERM: the first one calls `onFirst` (the command then stops gracefully, and checks
+ * `signal()`); another one, arriving more than REPEAT_WINDOW_MS later, calls `onAgain` (which should stop at
+ * once), or by default exits at once with the signal's code.
+ */
+export function listenForStop(
+  onFirst: (signal: 'SIGINT' | 'SIGTERM') => void,
+  onAgain: (signal: 'SIGINT' | 'SIGTERM', code: number) => void = (signal, code) => {
+    process.stderr.write(`\n${signal} again: exiting without waiting.\n`);
+    process.exit(code);
+  },
+): StopRequest {
+  let first: 'SIGINT' | 'SIGTERM' | undefined;
+  let at = 0;
+  let again = false;
+  const handler = (signal: 'SIGINT' | 'SIGTERM') => {
+    if (first === undefined) {
+      first = signal;
+      at = Date.now();
+      onFirst(signal);
+    } else if (!again && Date.now() - at > REPEAT_WINDOW_MS) {
+      again = true;
+      onAgain(signal, SIGNAL_EXIT_CODES[first]);
     }
-    requested = true;
-    onFirst(signal);
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
-  return () => requested;
+  return { signal: () => first, exitCode: () => (first ? SIGNAL_EXIT_CODES[first] : 0) };
 }

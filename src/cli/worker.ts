@@ -7,7 +7,8 @@ import os from 'node:os';
 import type { BackendChoice } from '../compute/backend.ts';
 import { BACKEND_CHOICES } from '../compute/backend.ts';
 import { type FlagTable, flagsHelp, parseFlags } from '../options/parse-flags.ts';
-import { runCli } from './run-cli.ts';
+import { listenForStop, runCli } from './run-cli.ts';
+import { testDelayMs } from '../testing/test-delay.ts';
 import { resolveDataDir } from '../data/data-dir.ts';
 import { ensureCifar10 } from '../data/cifar10-download.ts';
 import { loadCifar10 } from '../data/cifar10-dataset.ts';
@@ -67,7 +68,7 @@ async function main(): Promise<number> {
 
   await ensureCifar10(options.data, { log });
   const dataset = await loadCifar10(options.data);
-  const delay = Number(process.env.TRAINER_TEST_JOB_DELAY_MS ?? 0);
+  const delay = testDelayMs('TRAINER_TEST_JOB_DELAY_MS');
   const worker = new RemoteWorker({
     target, namespace, dataset, concurrency: options.concurrency, backend: options.backend, lockSeconds: options.lockSeconds,
     name: options.name, secret: secretFromEnv(), log, verbose: options.verbose, ...(delay > 0 ? { jobDelayMs: delay } : {}),
@@ -78,23 +79,20 @@ async function main(): Promise<number> {
       `${options.concurrency} thread${options.concurrency === 1 ? '' : 's'}${secretFromEnv() ? ', signing results' : ''}. Waiting for runs.`,
   );
 
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals += 1;
-    if (signals === 1) {
+  const stop = listenForStop(
+    (signal) => {
       log(`${signal}: finishing the jobs in hand, then leaving (press again to leave at once; those jobs then go to other workers).`);
       void worker.stop(false);
-    } else {
+    },
+    (signal, code) => {
       log(`${signal} again: leaving now.`);
-      void worker.stop(true).finally(() => process.exit(130));
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+      void worker.stop(true).finally(() => process.exit(code));
+    },
+  );
   worker.start();
   await worker.stopped;
   log(`Worker ${worker.id}: stopped.`);
-  return 0;
+  return stop.exitCode();
 }
 
 runCli(main);

@@ -16,6 +16,7 @@ import { type Checkpoint, type RunProgress, writeCheckpoint } from '../checkpoin
 import { type EpochMetrics, formatEpochLine } from './metrics-log.ts';
 import { writeEpochOutputs } from './epoch-outputs.ts';
 import { crashPoint } from '../testing/crash-point.ts';
+import { sleep, testDelayMs } from '../testing/test-delay.ts';
 import { ProgressBar } from './progress-bar.ts';
 import { learningRate, type LrScheduleOptions } from './lr-schedule.ts';
 import { evaluateTestSet } from '../eval/test-evaluation.ts';
@@ -78,6 +79,7 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
   if (input.resumeFrom) await writeEpochOutputs(outDir, input.model, progress.stepInEpoch === 0 ? weights : undefined, history);
 
   await pool.publishWeights(progress.globalStep, weights);
+  const stepDelayMs = testDelayMs('TRAINER_TEST_STEP_DELAY_MS');
   try {
     while (progress.epochsDone < settings.epochs) {
       const epoch = progress.epochsDone + 1;
@@ -91,6 +93,7 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
         }));
       let next: ShardTask[] | undefined;
       for (let step = progress.stepInEpoch; step < steps; step++) {
+        if (stepDelayMs > 0) await sleep(stepDelayMs);
         // 1. This step's batch, cut into the run's fixed number of shards (already cut as the previous step's next).
         const batch = batchIndices(permutation, step, settings.batchSize);
         const tasks = next ?? shardTasks(step, progress.globalStep);
