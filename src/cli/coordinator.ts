@@ -2,7 +2,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { DEFAULT_TRAIN_OPTIONS, type TrainOptions } from '../options/train-options.ts';
-import { type FlagTable, flagsHelp, parseFlags } from '../options/parse-flags.ts';
+import { type CommandHelp, type FlagTable, readCommandLine } from '../options/parse-flags.ts';
 import { BACKEND_CHOICES } from '../compute/backend.ts';
 import { listenForStop, runCli } from './run-cli.ts';
 import { MODELS, modelByName } from '../model/model-registry.ts';
@@ -50,16 +50,30 @@ export const COORDINATOR_FLAGS: FlagTable<TrainOptions> = {
   'shard-timeout': { kind: 'number', key: 'shardTimeoutSeconds', help: 'Give up when shards are not back after this many seconds', min: 0, exclusiveMin: true },
 };
 
+const HELP: CommandHelp = {
+  usage: 'npm run coordinator -- [flags]',
+  description: 'Trains a network on CIFAR-10, data-parallel over local worker threads (or remote workers with --redis), then evaluates it.',
+  examples: [
+    'npm run coordinator                                   # the tutorial: 10 epochs at batch 10, then Acc on the test set',
+    'npm run coordinator -- --epochs 30 --augment --lr-schedule onecycle --lr 0.002 --batch-size 32',
+    'npm run coordinator -- --model bn-cnn --batch-size 128 --out runs/bn',
+    'npm run coordinator -- --out runs/bn --resume          # continue a stopped run',
+    'npm run coordinator -- --redis redis://host:6379 --batch-size 128 --shards 8',
+  ],
+  environment: [
+    ['CIFAR10_DIR', 'CIFAR-10 binary folder (the default of --data)'],
+    ['REDIS_URL', 'Redis URL (the default of --redis): train with remote workers'],
+    ['TRAINER_SECRET', 'with --redis: only results signed with this secret are used'],
+    ['TRAINER_NAMESPACE', 'with --redis: Redis key namespace (default cifar-dp)'],
+    ['REDIS_TLS_CA_FILE', 'PEM of a private CA for rediss:// URLs'],
+    ['TRAINER_REDIS_OUTAGE_SECONDS', 'with --redis: how long a lost Redis is waited for (default 60)'],
+  ],
+};
+
 async function main(): Promise<number> {
-  const options = parseFlags(process.argv.slice(2), COORDINATOR_FLAGS, {
-    ...DEFAULT_TRAIN_OPTIONS,
-    data: resolveDataDir(undefined),
-    redis: process.env.REDIS_URL || undefined,
-  });
-  if (options.help) {
-    console.log(flagsHelp('npm run coordinator -- [flags]', COORDINATOR_FLAGS, DEFAULT_TRAIN_OPTIONS));
-    return 0;
-  }
+  const effective = { ...DEFAULT_TRAIN_OPTIONS, data: resolveDataDir(undefined), redis: process.env.REDIS_URL || undefined };
+  const options = readCommandLine(process.argv.slice(2), HELP, COORDINATOR_FLAGS, effective, DEFAULT_TRAIN_OPTIONS);
+  if (!options) return 0;
   const model = modelByName(options.model);
   if (options.summary) {
     console.log(formatSummary(model));

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { BackendChoice } from '../compute/backend.ts';
 import { BACKEND_CHOICES } from '../compute/backend.ts';
-import { type FlagTable, flagsHelp, parseFlags } from '../options/parse-flags.ts';
+import { type CommandHelp, type FlagTable, readCommandLine } from '../options/parse-flags.ts';
 import { runCli } from './run-cli.ts';
 import { resolveDataDir } from '../data/data-dir.ts';
 import { ensureCifar10 } from '../data/cifar10-download.ts';
@@ -44,14 +44,21 @@ const EVAL_FLAGS: FlagTable<EvalOptions> = {
   'shard-timeout': { kind: 'number', key: 'shardTimeoutSeconds', help: 'Give up when results are not back after this many seconds', min: 0, exclusiveMin: true },
 };
 
+const HELP: CommandHelp = {
+  usage: 'npm run eval -- [flags]',
+  description: 'Classifies the CIFAR-10 test set with a saved model; prints Acc, per-class accuracy and the confusion matrix, writes eval.json.',
+  examples: ['npm run eval', 'npm run eval -- --model runs/bn --workers 2', 'npm run eval -- --model runs/bn --redis redis://redis-host:6379'],
+  environment: [
+    ['CIFAR10_DIR', 'CIFAR-10 binary folder (the default of --data)'],
+    ['REDIS_URL', 'Redis URL (the default of --redis): evaluate on remote workers'],
+    ['TRAINER_SECRET', 'with --redis: only results signed with this secret are used'],
+  ],
+};
+
 async function main(): Promise<number> {
-  const options = parseFlags(process.argv.slice(2), EVAL_FLAGS, {
-    ...DEFAULT_EVAL_OPTIONS, data: resolveDataDir(undefined), redis: process.env.REDIS_URL || undefined,
-  });
-  if (options.help) {
-    console.log(flagsHelp('npm run eval -- [flags]', EVAL_FLAGS, DEFAULT_EVAL_OPTIONS));
-    return 0;
-  }
+  const effective = { ...DEFAULT_EVAL_OPTIONS, data: resolveDataDir(undefined), redis: process.env.REDIS_URL || undefined };
+  const options = readCommandLine(process.argv.slice(2), HELP, EVAL_FLAGS, effective, DEFAULT_EVAL_OPTIONS);
+  if (!options) return 0;
   const { model, weights } = await loadLayersModelWeights(options.model);
   await ensureCifar10(options.data, { log: (line) => console.log(line) });
   const dataset = await loadCifar10(options.data, { testLimit: options.testLimit, trainLimit: 1 });

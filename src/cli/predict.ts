@@ -2,12 +2,11 @@
 import path from 'node:path';
 import { BACKEND_CHOICES, type BackendChoice } from '../compute/backend.ts';
 import { ImageDecodeError, InvalidOptionError } from '../errors/index.ts';
-import { type FlagTable, flagsHelp, parseFlags } from '../options/parse-flags.ts';
+import { type CommandHelp, type FlagTable, readCommandLine } from '../options/parse-flags.ts';
 import { classNamesFor } from '../predict/class-names.ts';
 import { Classifier } from '../predict/classifier.ts';
 import { predictImageFile, type ImagePrediction } from '../predict/predict-image-file.ts';
 import { FIT_MODES, type FitMode } from '../predict/resize-image.ts';
-import { splitArguments } from '../predict/split-arguments.ts';
 import { topClasses } from '../predict/top-classes.ts';
 import { runCli } from './run-cli.ts';
 
@@ -30,15 +29,16 @@ const PREDICT_FLAGS: FlagTable<PredictOptions> = {
 };
 
 const USAGE = 'npm run predict -- image.png [more images] [flags]';
+const HELP: CommandHelp = {
+  usage: USAGE,
+  description: 'Classifies your own PNG and JPEG files (any size; each squared by --fit, area-averaged to 32×32, scaled to [0, 1]) with a trained model.',
+  examples: ['npm run predict -- cat.jpg', 'npm run predict -- photos/*.png --model runs/bn --top 5', 'npm run predict -- img.png --json'],
+};
 
 async function main(): Promise<number> {
-  const { flags, positionals: files } = splitArguments(process.argv.slice(2), PREDICT_FLAGS);
-  const options = parseFlags(flags, PREDICT_FLAGS, DEFAULT_PREDICT_OPTIONS);
-  if (options.help) {
-    console.log(flagsHelp(USAGE, PREDICT_FLAGS, DEFAULT_PREDICT_OPTIONS));
-    console.log('\nPNG and JPEG files of any size; each is squared (--fit), area-averaged to 32×32 and scaled to [0, 1].');
-    return 0;
-  }
+  const options = readCommandLine(process.argv.slice(2), HELP, PREDICT_FLAGS, DEFAULT_PREDICT_OPTIONS, DEFAULT_PREDICT_OPTIONS, { positionals: true });
+  if (!options) return 0;
+  const files = options.positionals;
   if (files.length === 0) throw new InvalidOptionError(`Name at least one PNG or JPEG file: ${USAGE}`);
 
   const classifier = await Classifier.load(options.model, options.backend);

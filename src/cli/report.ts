@@ -1,7 +1,7 @@
 /** `npm run report`: a self-contained HTML report of a training run (curves, per-class accuracy, confusion matrix, misclassified images). */
 import { pathToFileURL } from 'node:url';
 import { resolveDataDir } from '../data/data-dir.ts';
-import { type FlagTable, flagsHelp, parseFlags } from '../options/parse-flags.ts';
+import { type CommandHelp, type FlagTable, readCommandLine } from '../options/parse-flags.ts';
 import { buildReport } from '../report/build-report.ts';
 import { runCli } from './run-cli.ts';
 
@@ -21,12 +21,16 @@ const REPORT_FLAGS: FlagTable<ReportOptions> = {
   images: { kind: 'boolean', key: 'images', help: 'Embed the misclassified test images (--no-images: list them as text, no data set needed)' },
 };
 
+const HELP: CommandHelp = {
+  usage: 'npm run report -- [flags]',
+  description: "Builds one self-contained HTML page of a run: loss and accuracy curves, per-class accuracy, confusion matrix, misclassified images.",
+  examples: ['npm run report', 'npm run report -- --model runs/bn --out bn.html', 'npm run report -- --no-images   # no data set needed'],
+  environment: [['CIFAR10_DIR', 'CIFAR-10 binary folder (the default of --data)']],
+};
+
 async function main(): Promise<number> {
-  const options = parseFlags(process.argv.slice(2), REPORT_FLAGS, { ...DEFAULT_REPORT_OPTIONS, data: resolveDataDir(undefined) });
-  if (options.help) {
-    console.log(flagsHelp('npm run report -- [flags]', REPORT_FLAGS, DEFAULT_REPORT_OPTIONS));
-    return 0;
-  }
+  const options = readCommandLine(process.argv.slice(2), HELP, REPORT_FLAGS, { ...DEFAULT_REPORT_OPTIONS, data: resolveDataDir(undefined) }, DEFAULT_REPORT_OPTIONS);
+  if (!options) return 0;
   const report = await buildReport({ modelDir: options.model, dataDir: resolveDataDir(options.data), out: options.out, images: options.images });
   const { epochs, evaluation } = report.run;
   console.log(

@@ -6,7 +6,7 @@
 import os from 'node:os';
 import type { BackendChoice } from '../compute/backend.ts';
 import { BACKEND_CHOICES } from '../compute/backend.ts';
-import { type FlagTable, flagsHelp, parseFlags } from '../options/parse-flags.ts';
+import { type CommandHelp, type FlagTable, readCommandLine } from '../options/parse-flags.ts';
 import { listenForStop, runCli } from './run-cli.ts';
 import { testDelayMs } from '../testing/test-delay.ts';
 import { resolveDataDir } from '../data/data-dir.ts';
@@ -50,17 +50,26 @@ export const WORKER_FLAGS: FlagTable<WorkerOptions> = {
   verbose: { kind: 'boolean', key: 'verbose', help: 'Log every job' },
 };
 
+const HELP: CommandHelp = {
+  usage: 'npm run worker -- [flags]',
+  description: 'A remote worker: computes the shards of any run announced on its Redis, for coordinators started with --redis.',
+  examples: [
+    'npm run worker -- --redis redis://trainer:pw@redis-host:6379 --data /data/cifar-10-batches-bin',
+    'REDIS_URL=redis://redis-host:6379 TRAINER_SECRET=... npm run worker -- --concurrency 4',
+  ],
+  environment: [
+    ['REDIS_URL', 'Redis URL (the default of --redis)'],
+    ['CIFAR10_DIR', 'CIFAR-10 binary folder (the default of --data)'],
+    ['TRAINER_SECRET', 'sign results with this secret (runs that require one refuse others)'],
+    ['TRAINER_NAMESPACE', 'Redis key namespace (the default of --namespace)'],
+    ['REDIS_TLS_CA_FILE', 'PEM of a private CA for rediss:// URLs'],
+  ],
+};
+
 async function main(): Promise<number> {
-  const options = parseFlags(process.argv.slice(2), WORKER_FLAGS, {
-    ...DEFAULT_WORKER_OPTIONS,
-    data: resolveDataDir(undefined),
-    redis: process.env.REDIS_URL || DEFAULT_WORKER_OPTIONS.redis,
-  });
-  if (options.help) {
-    console.log(flagsHelp('npm run worker -- [flags]', WORKER_FLAGS, DEFAULT_WORKER_OPTIONS));
-    console.log('\nEnvironment: REDIS_URL, CIFAR10_DIR, TRAINER_SECRET (sign results), TRAINER_NAMESPACE, REDIS_TLS_CA_FILE.');
-    return 0;
-  }
+  const effective = { ...DEFAULT_WORKER_OPTIONS, data: resolveDataDir(undefined), redis: process.env.REDIS_URL || DEFAULT_WORKER_OPTIONS.redis };
+  const options = readCommandLine(process.argv.slice(2), HELP, WORKER_FLAGS, effective, DEFAULT_WORKER_OPTIONS);
+  if (!options) return 0;
   const log = (line: string) => console.log(line);
   const target = parseRedisUrl(options.redis);
   const namespace = resolveNamespace(options.namespace);

@@ -36,9 +36,7 @@ export function decodeImage(bytes: Uint8Array, file: string): DecodedImage {
   try {
     image = format === 'PNG' ? decodePng(bytes) : decodeJpeg(bytes);
   } catch (error) {
-    throw new ImageDecodeError(`${file} looks like a ${format} file but cannot be decoded (${reason(error)}); it is damaged or truncated.`, {
-      cause: error,
-    });
+    throw new ImageDecodeError(`${file} looks like a ${format} file but cannot be decoded: ${plainReason(reason(error))}.`, { cause: error });
   }
   if (image.width < 1 || image.height < 1 || image.rgba.length !== image.width * image.height * 4) {
     throw new ImageDecodeError(`${file}: the ${format} decoder returned no usable pixels (${image.width}×${image.height}).`);
@@ -62,6 +60,15 @@ function describeStart(bytes: Uint8Array): string {
   const head = bytes.subarray(0, 8);
   const printable = [...head].every((b) => b >= 0x20 && b < 0x7f);
   return printable ? JSON.stringify(Buffer.from(head).toString('latin1')) : `bytes ${[...head].map((b) => b.toString(16).padStart(2, '0')).join(' ')}`;
+}
+
+/** The decoders' messages (pngjs: "There are some read requests waitng on finished stream") in our words. */
+function plainReason(message: string): string {
+  if (/read requests waitng|ran out of data|unexpected end|end of (input|data)|truncated|premature/i.test(message)) {
+    return 'the file ends before its image data does (it is truncated, e.g. an incomplete download or copy)';
+  }
+  if (/crc error|checksum/i.test(message)) return 'a checksum in the file does not match its data (the file is damaged)';
+  return `its data is damaged (the decoder says: ${message.replace(/\.$/, '')})`;
 }
 
 function reason(error: unknown): string {
