@@ -7,7 +7,7 @@ import { rm } from 'node:fs/promises';
 import { writeCifar10Fixture, type Cifar10Fixture } from './fixtures/cifar10-fixture.ts';
 import {
   type PrivateRedis, type Proc, readWeights, redisClient, runCoordinator, scanKeys, startCoordinator, startPrivateRedis, startWorker,
-  tempDir, testNamespace, trainArgs, until,
+  sleep, tempDir, testNamespace, trainArgs, until,
 } from './fixtures/redis-harness.ts';
 
 const EPOCHS = ['--epochs', '3'];
@@ -73,4 +73,33 @@ test('Redis restarted mid-run (all keys lost) is ridden out; Redis gone longer t
   // Also the old attempt's: a worker removes what BullMQ re-created of it once it has been unannounced for 5 s.
   await until(async () => (await scanKeys(redis, '*')).length === 0, 15_000, 'an empty Redis');
   t.pass();
+});
+
+test('Redis restarted while the coordinator is paused and both workers hold next-step jobs: those jobs are taken back and the run goes on within seconds', async (t) => {
+  const server = await startPrivateRedis();
+  servers.push(server);
+  const ns = testNamespace('restart-held');
+  const env = { TRAINER_TEST_JOB_DELAY_MS: '150' };
+  const workers = await Promise.all(['wA', 'wB'].map((name) => startWorker({ namespace: ns, data: fixture.dir, name, redis: server.url, lockSeconds: 3, env })));
+  procs.push(...workers);
+  const out = tempDir('restart-held');
+  t.teardown(() => rm(out, { recursive: true, force: true }));
+  // A stall would last until --shard-timeout: 20 s, then the coordinator gives up (exit 1).
+  const coordinator = startCoordinator(trainArgs(fixture.dir, out, [...EPOCHS, '--no-eval', '--redis', server.url, '--shard-timeout', '20']), { TRAINER_NAMESPACE: ns });
+  procs.push(coordinator);
+  await coordinator.waitFor(/^epoch: 1 /m);
+  // Paused around the restart (as a busy machine may pause it): the workers hold the next step's jobs, handed
+  // out ahead, when every key — jobs, locks, take-backs — is lost.
+  // Meanwhile the workers push their results (lost with the restart) and take the next step's jobs.
+  coordinator.kill('SIGSTOP');
+  await sleep(1500);
+  await server.restart();
+  await sleep(500);
+  coordinator.kill('SIGCONT');
+  await coordinator.waitFor(/keys vanished from Redis/, 20_000);
+  const code = await coordinator.exited;
+  if (code !== 0) for (const w of workers) t.log(w.output());
+  t.is(code, 0, coordinator.output());
+  t.notRegex(coordinator.output(), /Gave up/);
+  t.true((await readWeights(out)).equals(reference), 'weights.bin equals an undisturbed run');
 });

@@ -300,6 +300,9 @@ export class RemoteWorker {
       lastSaid.set(error.message, now);
       this.options.log(`Worker ${this.id} on run ${keys.runId}: ${error.message}`);
     });
+    // A job whose lock cannot be renewed is gone from Redis (restarted, say): if it still waits for its
+    // weights, drop it, so this worker takes the jobs the coordinator resubmits instead of waiting for nothing.
+    bull.on('lockRenewalFailed', (jobIds: string[]) => feed.drop(jobIds));
     if (this.options.verbose) {
       bull.on('failed', (job, error) => this.options.log(`Job ${job?.id} failed here: ${error.message}`));
     }

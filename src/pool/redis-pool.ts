@@ -95,6 +95,11 @@ interface RoundTask<T> {
   /** The job id of the attempt in flight; undefined while (re)submission is due. */
   jobId: string;
   submitted: boolean;
+  /**
+   * Earlier attempts that went out as jobs and may still be held by a worker (a job handed out ahead waits for
+   * its weights): a take-back must reach those too, or a worker keeps waiting on one whose weights never come.
+   */
+  readonly earlier: string[];
   /** BullMQ reported the job stalled (its worker died or hung) and put it back in the queue. */
   requeued?: boolean;
   result?: T;
@@ -160,6 +165,8 @@ export class RedisPool implements WorkerPool {
   /** Whether a worker was ever seen serving this run (then close() waits for workers to leave). */
   private everServed = false;
   private readonly rejected = new Map<RejectReason, number>();
+  /** Jobs to withdraw whose take-back is not written yet (see takeBack). */
+  private readonly takeBacksDue = new Set<string>();
   private readonly traffic = { weightsBytes: 0, resultBytes: 0, jobs: 0 };
   /** Where gradients are decoded to, reused once the trainer recycles them. */
   private readonly gradients: ResultBuffers;
@@ -342,15 +349,37 @@ export class RedisPool implements WorkerPool {
   }
 
   /**
-   * Withdraws jobs handed out ahead: queued ones are removed, and workers holding one while it
-   * waits for its weights give it up (a take-back entry on the weights feed). Best effort: a job that escapes
-   * ends as 'late' or 'failed', which changes nothing.
+   * Withdraws jobs handed out ahead, every attempt of them that went out: queued ones are removed, and workers
+   * holding one while it waits for its weights give it up (a take-back entry on the weights feed). A withdrawal
+   * that cannot be written now (Redis away) is kept and written by a later tick: a worker left holding a job
+   * whose weights never come would hold it until --shard-timeout. A job that escapes ends as 'late' or
+   * 'failed', which changes nothing.
    */
   private async takeBack(tasks: RoundTask<unknown>[]): Promise<void> {
-    const out = tasks.filter((t) => t.submitted);
-    if (out.length === 0) return;
-    await Promise.all(out.map((t) => this.queue.remove(t.jobId).catch(() => undefined)));
-    await takeBackJobs(this.redis, this.keys, out.map((t) => t.jobId)).catch(() => undefined);
+    for (const t of tasks) {
+      for (const id of t.earlier) this.takeBacksDue.add(id);
+      if (t.submitted) this.takeBacksDue.add(t.jobId);
+    }
+    await this.flushTakeBacks();
+  }
+
+  /** Writes the withdrawals still due; they stay due when Redis does not take them. */
+  private async flushTakeBacks(): Promise<void> {
+    if (this.takeBacksDue.size === 0 || this.disconnectedSince !== undefined) return;
+    const ids = [...this.takeBacksDue];
+    try {
+      await withDeadline(
+        (async () => {
+          await Promise.all(ids.map((id) => this.queue.remove(id).catch(() => undefined)));
+          await takeBackJobs(this.redis, this.keys, ids);
+        })(),
+        2000,
+        () => new Error('timed out'),
+      );
+      for (const id of ids) this.takeBacksDue.delete(id);
+    } catch {
+      // Redis away: the next tick writes them.
+    }
   }
 
   /**
@@ -412,7 +441,7 @@ export class RedisPool implements WorkerPool {
   // ---- rounds ----
 
   private roundTask<T>(data: JobData, label: string, decode: (envelope: ResultEnvelope, worker: string) => T): RoundTask<T> {
-    const task: RoundTask<T> = { data, digest: taskDigest(data), label, decode, attempt: 1, jobId: '', submitted: false };
+    const task: RoundTask<T> = { data, digest: taskDigest(data), label, decode, attempt: 1, jobId: '', submitted: false, earlier: [] };
     task.jobId = jobId(this.jobName(task));
     return task;
   }
@@ -445,7 +474,11 @@ export class RedisPool implements WorkerPool {
           const lost = outstanding();
           for (const task of lost) this.retry(task);
           this.options.log(`Resubmitted ${lost.map((t) => t.label).join(', ')} after the run's keys were restored.`);
+          // Withdrawals written before the restart went with it, and workers may hold jobs Redis no longer knows
+          // (waiting for weights): every earlier attempt of an open task is withdrawn again.
+          for (const round of this.rounds.values()) for (const task of round.tasks) for (const id of task.earlier) this.takeBacksDue.add(id);
         }
+        await this.flushTakeBacks();
         if (tasks.some((t) => t.result === undefined && (!t.submitted || t.requeued))) await this.takeBackAhead();
         const unsent = outstanding().filter((t) => !t.submitted);
         if (unsent.length > 0) await this.submit(unsent);
@@ -489,6 +522,7 @@ export class RedisPool implements WorkerPool {
 
   /** Starts a new attempt of a task (after a rejected or failed result, or lost keys). */
   private retry(task: RoundTask<unknown>): void {
+    if (task.submitted) task.earlier.push(task.jobId);
     task.attempt += 1;
     task.jobId = jobId(this.jobName(task));
     task.submitted = false;

@@ -21,8 +21,8 @@ export class WeightsFeed {
   /** Where the next read of each stream starts. */
   private lastFeedId = '0-0';
   private lastTakeBackId = '0-0';
-  /** Jobs the coordinator took back. */
-  private readonly takenBack = new Set<string>();
+  /** Jobs the coordinator took back, or this worker dropped, with why. */
+  private readonly takenBack = new Map<string, string>();
   private wake: (() => void)[] = [];
   private closed = false;
   private readonly reading: Promise<void>;
@@ -51,7 +51,8 @@ export class WeightsFeed {
   async waitFor(version: number, jobId: string): Promise<Float32Array> {
     for (;;) {
       if (this.closed) throw new WeightsUnavailable(`gave up waiting for weights version ${version}: the worker left the run`);
-      if (this.takenBack.has(jobId)) throw new WeightsUnavailable(`the coordinator took back job ${jobId} while it waited for weights version ${version}`);
+      const dropped = this.takenBack.get(jobId);
+      if (dropped !== undefined) throw new WeightsUnavailable(`${dropped} job ${jobId} while it waited for weights version ${version}`);
       const latest = this.latest;
       if (latest?.version === version) return latest.values;
       if (latest && latest.version > version) {
@@ -65,6 +66,16 @@ export class WeightsFeed {
         if (newest && (!this.latest || newest.version > this.latest.version)) this.latest = newest;
       }
     }
+  }
+
+  /**
+   * Gives up the jobs whose lock this worker lost (BullMQ could not renew it: Redis lost the job, say in a
+   * restart) if they wait for weights: nobody would take their result, and the worker is needed for the jobs
+   * that are due. A job already computing is not affected.
+   */
+  drop(jobIds: readonly string[]): void {
+    for (const id of jobIds) if (!this.takenBack.has(id)) this.takenBack.set(id, 'this worker lost the lock of');
+    for (const wake of this.wake.splice(0)) wake();
   }
 
   /** Stops reading; waiting jobs fail at once (their weights will not come to this worker). */
@@ -121,7 +132,7 @@ export class WeightsFeed {
   private takeBack(id: string, fields: Buffer[]): void {
     this.lastTakeBackId = id;
     const jobs = entryField(fields, TAKE_BACK_FIELD);
-    if (jobs) for (const job of jobs.toString().split(',')) this.takenBack.add(job);
+    if (jobs) for (const job of jobs.toString().split(',')) this.takenBack.set(job, 'the coordinator took back');
   }
 
   private take(id: string, fields: Buffer[]): void {
