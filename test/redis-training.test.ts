@@ -9,9 +9,10 @@ import { Worker, type Job } from 'bullmq';
 import { writeCifar10Fixture, type Cifar10Fixture } from './fixtures/cifar10-fixture.ts';
 import {
   REDIS_URL, type Proc, readEval, readWeights, redisClient, runCoordinator, scanKeys, startCoordinator, startWorker, tempDir,
-  testNamespace, trainArgs, until,
+  sleep, testNamespace, trainArgs, until,
 } from './fixtures/redis-harness.ts';
 import { QUEUE_NAME, RunKeys } from '../src/redis/keys.ts';
+import { deleteRunKeys } from '../src/redis/run-cleanup.ts';
 import { RESULT_FORMAT, encodeGradientPayload, encodeResult, parseJobData, subjectPosition, taskDigest } from '../src/redis/payload-codec.ts';
 import { signResult } from '../src/redis/result-signing.ts';
 import { encodeResultEntry, pushResult } from '../src/redis/result-list.ts';
@@ -210,4 +211,57 @@ test('duplicate, late, malformed, wrong-length, NaN, unsigned and badly signed r
   t.regex(output, /Results not used during this run: .*\b[1-9]\d* duplicate/, 'the duplicate pushed above, at least');
   await honest.waitFor(/left run/, 10_000);
   t.deepEqual(await scanKeys(redis, `${keys.prefix}:*`), []);
+});
+
+test('the coordinator killed during the final evaluation over Redis, then resumed: workers leave the killed attempt, and once they stop no key of either attempt is left', async (t) => {
+  const ns = testNamespace('kill-in-eval');
+  const redis = redisClient();
+  t.teardown(() => redis.quit());
+  const env = { TRAINER_TEST_JOB_DELAY_MS: '300' };
+  const workers = await Promise.all(['wA', 'wB'].map((name) => startWorker({ namespace: ns, data: fixture.dir, name, env }).then(track)));
+  const out = tempDir('kill-in-eval');
+  cleanups.push(() => rm(out, { recursive: true, force: true }));
+  const args = trainArgs(fixture.dir, out, [...EPOCHS, '--redis', REDIS_URL]);
+
+  // Killed with the evaluation's jobs out (the workers are in the middle of them).
+  const first = await runCoordinator(args, { TRAINER_NAMESPACE: ns, TRAINER_TEST_CRASH_AT: 'redis:evaluation-handed-out' });
+  t.is(first.code, 137, first.output);
+  const oldRun = runIdOf(first.output.match(/Run \S+ announced/)![0]);
+
+  const second = await runCoordinator([...args, '--resume'], { TRAINER_NAMESPACE: ns });
+  t.is(second.code, 0, second.output);
+  t.deepEqual(await readEval(out), reference.evaluation, 'the resumed run evaluated the final weights');
+  const newRun = runIdOf(second.output.match(/Run \S+ announced/)![0]);
+  for (const w of workers) {
+    // Each left the killed attempt as soon as it saw the resumed one, long before that one ended.
+    await w.waitFor(new RegExp(`left run ${newRun}`), 10_000);
+    const left = w.output().indexOf(`left run ${oldRun} (its coordinator started again as run ${newRun})`);
+    t.true(left >= 0 && left < w.output().indexOf(`left run ${newRun}`), w.output());
+  }
+  for (const w of workers) w.kill('SIGTERM');
+  for (const w of workers) t.is(await w.exited, 143, w.output());
+  await until(async () => (await scanKeys(redis, `${ns}:*`)).length === 0, 15_000, 'no key of the namespace').catch(async () => {
+    t.fail(`keys left: ${(await scanKeys(redis, `${ns}:*`)).join(', ')}`);
+  });
+});
+
+test('a worker stopped while it still serves a run whose keys were removed (its coordinator gone, swept by another) leaves none of them behind', async (t) => {
+  const ns = testNamespace('stop-after-sweep');
+  const redis = redisClient();
+  t.teardown(() => redis.quit());
+  const worker = track(await startWorker({ namespace: ns, data: fixture.dir, name: 'wA', env: { TRAINER_TEST_JOB_DELAY_MS: '200' } }));
+  const out = tempDir('stop-after-sweep');
+  cleanups.push(() => rm(out, { recursive: true, force: true }));
+  const coordinator = track(startCoordinator(trainArgs(fixture.dir, out, [...EPOCHS, '--redis', REDIS_URL]), { TRAINER_NAMESPACE: ns }));
+  const keys = new RunKeys(ns, runIdOf((await coordinator.waitFor(/Run \S+ announced/))[0]));
+  await worker.waitFor(/serving run/);
+  // The coordinator stops answering and its run is swept (as a resumed coordinator sweeps its earlier attempt);
+  // the worker, still within its grace period, is told to stop.
+  coordinator.kill('SIGSTOP');
+  await deleteRunKeys(redis, keys);
+  worker.kill('SIGTERM');
+  t.is(await worker.exited, 143, worker.output());
+  coordinator.kill('SIGKILL');
+  await sleep(500);
+  t.deepEqual(await scanKeys(redis, `${keys.prefix}:*`), [], 'BullMQ\'s bookkeeping re-created on close is removed too');
 });

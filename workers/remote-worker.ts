@@ -129,7 +129,7 @@ export class RemoteWorker {
     if (!this.stopping) {
       clearTimeout(this.timer);
       this.stopping = (async () => {
-        await Promise.all([...this.attached.keys()].map((id) => this.detach(id, force ? 'stopping now' : 'stopping', force, false)));
+        await Promise.all([...this.attached.keys()].map((id) => this.detach(id, force ? 'stopping now' : 'stopping', force)));
         await withDeadline(Promise.allSettled([...this.sweeps]), 5000, () => new Error('timed out')).catch(() => undefined);
         await withDeadline(this.redis.quit(), 2000, () => new Error('timed out')).catch(() => undefined);
         this.redis.disconnect();
@@ -165,6 +165,13 @@ export class RemoteWorker {
             this.options.log(`Removed ${removed} Redis keys of run ${keys.runId}, whose coordinator stopped without cleaning up.`);
           }
           continue;
+        }
+        // A new attempt of a run this worker serves (its coordinator restarted with --resume): the old attempt's
+        // jobs will never be used, leave it now rather than after the grace period.
+        for (const [id, other] of this.attached) {
+          if (id !== keys.runId && other.announcement.owner === announcement.owner && other.announcement.startedAt < announcement.startedAt) {
+            await this.detach(id, `its coordinator started again as run ${keys.runId}`, true);
+          }
         }
         const mine = this.attached.get(keys.runId);
         if (mine) {
@@ -316,7 +323,7 @@ export class RemoteWorker {
     );
   }
 
-  private async detach(runId: string, why: string, force: boolean, runOver = force): Promise<void> {
+  private async detach(runId: string, why: string, force: boolean): Promise<void> {
     const a = this.attached.get(runId);
     if (!a) return;
     this.attached.delete(runId);
@@ -329,22 +336,22 @@ export class RemoteWorker {
     await removePresence(this.redis, a.keys, this.id).catch(() => undefined);
     await a.pool.close().catch(() => undefined);
     this.options.log(`Worker ${this.id}: left run ${runId} (${why}) after ${a.jobs} job${a.jobs === 1 ? '' : 's'}.`);
-    if (runOver) {
-      const sweep = this.sweepAfter(a);
-      this.sweeps.add(sweep);
-      void sweep.finally(() => this.sweeps.delete(sweep));
-    }
+    const sweep = this.sweepAfter(a);
+    this.sweeps.add(sweep);
+    void sweep.finally(() => this.sweeps.delete(sweep));
   }
 
   /**
-   * A job abandoned by a forced close still ends later, and BullMQ's scripts then re-create a bookkeeping key
-   * (`meta`) of a run whose keys are already deleted. Once such jobs are over, remove what they left, if the run
-   * is indeed over (its announcement gone or closing).
+   * Closing a BullMQ worker, and a job abandoned by a forced close that still ends later, make BullMQ's scripts
+   * re-create a bookkeeping key (`meta`, no TTL) of a run whose keys may already be deleted. Once such jobs are
+   * over, remove what they left if the run is indeed over (its announcement gone or closing); a live run's
+   * keys are its coordinator's.
    */
   private async sweepAfter(a: Attached): Promise<void> {
-    if (a.inFlight.size === 0) return;
-    await withDeadline(Promise.allSettled([...a.inFlight]), 120_000, () => new Error('timed out')).catch(() => undefined);
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    if (a.inFlight.size > 0) {
+      await withDeadline(Promise.allSettled([...a.inFlight]), 120_000, () => new Error('timed out')).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
     try {
       const text = await this.redis.get(a.keys.announce);
       if (text === null || /"state":"closing"/.test(text)) await deleteRunKeys(this.redis, a.keys);

@@ -43,6 +43,7 @@ import {
   subjectPosition, taskDigest, JOB_FORMAT,
 } from '../redis/payload-codec.ts';
 import { decodeResultEntry, popResult } from '../redis/result-list.ts';
+import { crashPoint } from '../testing/crash-point.ts';
 
 export interface RedisPoolOptions {
   readonly url: string;
@@ -236,6 +237,7 @@ export class RedisPool implements WorkerPool {
         ...(secret ? { secretCheck: secretCheck(secret, keys.runId) } : {}), owner, host, pid: process.pid, startedAt: new Date().toISOString(),
       };
       await announceRun(redis, keys, announcement, ttlMs);
+      crashPoint('redis:after-announce');
       const pool = new RedisPool(options, target, redis, events, results, queueClient, queue, keys, announcement, new WeightsStore(redis, keys, secret), secret, backend);
       pool.heartbeat = setInterval(() => void pool.beat(), Math.max(200, ttlMs / 5));
       pool.heartbeat.unref();
@@ -463,6 +465,7 @@ export class RedisPool implements WorkerPool {
       [...tasks, ...(this.ahead && !this.ahead.heldBack ? this.ahead.tasks : [])].filter((t) => t.result === undefined);
     try {
       await this.submit(outstanding().filter((t) => !t.submitted));
+      crashPoint(kind === 'evaluate' ? 'redis:evaluation-handed-out' : 'redis:step-handed-out');
       const open = () => tasks.some((t) => t.result === undefined);
       while (open()) {
         this.apply(await this.nextArrivals(TICK_MS));
@@ -831,6 +834,7 @@ export class RedisPool implements WorkerPool {
 
   /** Tells workers to leave, waits (briefly) until they have, then deletes every key of the run. */
   private async removeRun(): Promise<void> {
+    crashPoint('redis:before-cleanup');
     const ttlMs = (this.options.announceTtlSeconds ?? DEFAULT_ANNOUNCE_TTL_S) * 1000;
     await announceRun(this.redis, this.keys, { ...this.announcement, state: 'closing' }, ttlMs);
     // Workers look every half second; give the ones that served a moment to see 'closing' (even if their

@@ -13,6 +13,8 @@ export type CrashPointName =
   | 'step:after-publish'
   | 'final-eval:start'
   | 'redis:after-announce'
+  | 'redis:step-handed-out'
+  | 'redis:evaluation-handed-out'
   | 'redis:before-cleanup';
 
 const spec = parse(process.env.TRAINER_TEST_CRASH_AT);
