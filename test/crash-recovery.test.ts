@@ -3,10 +3,13 @@
 // file in --out ends as an uninterrupted run leaves it: weights.bin byte for byte, every epoch's metrics line,
 // and an eval.json of the final weights. The moments come from TRAINER_TEST_CRASH_AT (src/testing/crash-point.ts).
 import test from 'ava';
+import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { writeCifar10Fixture, type Cifar10Fixture } from './fixtures/cifar10-fixture.ts';
-import { readEval, readWeights, runCoordinator, tempDir, trainArgs } from './fixtures/redis-harness.ts';
+import {
+  REDIS_URL, type Proc, readEval, readWeights, redisClient, runCoordinator, scanKeys, startWorker, tempDir, testNamespace, trainArgs, until,
+} from './fixtures/redis-harness.ts';
 
 const FLAGS = ['--epochs', '3', '--workers', '2'];
 let fixture: Cifar10Fixture;
@@ -30,7 +33,9 @@ test.before(async () => {
   await rm(out, { recursive: true, force: true });
 });
 
+const workers: Proc[] = [];
 test.after.always(async () => {
+  for (const w of workers) w.kill('SIGKILL');
   await fixture?.cleanup();
 });
 
@@ -71,3 +76,32 @@ test.serial('an eval.json left by an earlier, shorter run is removed as soon as 
   t.is(three.code, 128 + 9, three.output);
   await t.throwsAsync(readFile(path.join(out, 'eval.json')), { code: 'ENOENT' });
 });
+
+// Over Redis, with a remote worker: the run's announcement, a step's jobs handed out, the clean-up at the end.
+const REDIS_MOMENTS = ['redis:after-announce', 'redis:step-handed-out@7', 'step:after-publish@8', 'redis:evaluation-handed-out', 'redis:before-cleanup'];
+
+for (const moment of REDIS_MOMENTS) {
+  test.serial(`over Redis, killed at ${moment}: --resume ends with an uninterrupted run's files, and no key of either attempt is left`, async (t) => {
+    const ns = testNamespace('crash-redis');
+    const worker = await startWorker({ namespace: ns, data: fixture.dir, name: 'w' });
+    workers.push(worker);
+    const redis = redisClient();
+    t.teardown(() => redis.quit());
+    const out = tempDir('crash-redis');
+    t.teardown(() => rm(out, { recursive: true, force: true }));
+    const args = trainArgs(fixture.dir, out, ['--epochs', '3', '--eval-every', '2', '--redis', REDIS_URL]);
+    const killed = await runCoordinator(args, { TRAINER_NAMESPACE: ns, TRAINER_TEST_CRASH_AT: moment });
+    t.is(killed.code, 128 + 9, killed.output);
+    // Killed before its first checkpoint (right after announcing the run), it is simply started again.
+    const resume = existsSync(path.join(out, 'checkpoint.bin'));
+    t.is(resume, moment !== 'redis:after-announce');
+    const resumed = await runCoordinator(resume ? [...args, '--resume'] : args, { TRAINER_NAMESPACE: ns });
+    t.is(resumed.code, 0, resumed.output);
+    t.true((await readWeights(out)).equals(straight.weights), 'weights.bin equals the uninterrupted local run\'s');
+    t.deepEqual(await readEpochs(out), straight.epochs);
+    t.deepEqual(await readEval(out), straight.evaluation);
+    await until(async () => (await scanKeys(redis, `${ns}:*`)).length === 0, 20_000, 'no key of either attempt');
+    worker.kill('SIGTERM');
+    t.is(await worker.exited, 143, worker.output());
+  });
+}
