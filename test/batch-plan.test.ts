@@ -1,5 +1,5 @@
 import test from 'ava';
-import { batchIndices, cutIntoShards, epochPermutation, stepsPerEpoch } from '../src/train/batch-plan.ts';
+import { batchIndices, cutIntoShards, epochOfStep, epochPermutation, stepsPerEpoch, totalTrainingSteps } from '../src/train/batch-plan.ts';
 
 test('every image appears exactly once per epoch, across all batches and shards', (t) => {
   const count = 1003;
@@ -36,4 +36,19 @@ test('the last batch of an epoch keeps the remainder', (t) => {
   const perm = epochPermutation(1, 1, 25);
   t.is(stepsPerEpoch(25, 10), 3);
   t.is(batchIndices(perm, 2, 10).length, 5);
+});
+
+test('drop-last batching, fractional epochs and the epoch of a step, as airbench counts them', (t) => {
+  t.is(stepsPerEpoch(50_000, 1024), 49);
+  t.is(stepsPerEpoch(50_000, 1024, true), 48);
+  t.is(stepsPerEpoch(2048, 1024, true), 2);
+  t.is(totalTrainingSteps(48, 9.9), 476, 'ceil(48 × 9.9), airbench94\'s total_train_steps');
+  t.is(totalTrainingSteps(48, 10), 480);
+  t.is(epochOfStep(0, 48), 1);
+  t.is(epochOfStep(47, 48), 1);
+  t.is(epochOfStep(48, 48), 2);
+  t.is(epochOfStep(475, 48), 10);
+  const permutation = Int32Array.from({ length: 2500 }, (_, i) => i);
+  const steps = stepsPerEpoch(permutation.length, 1024, true);
+  t.deepEqual(Array.from({ length: steps }, (_, s) => batchIndices(permutation, s, 1024).length), [1024, 1024], 'only full batches');
 });

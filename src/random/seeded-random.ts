@@ -75,3 +75,6 @@ export const STREAM_INIT = 1;
 export const STREAM_SHUFFLE = 2;
 export const STREAM_AUGMENT = 3;
 export const STREAM_DROPOUT = 4;
+/** airbench's augmentation: the flip drawn once per image for the whole run, and the translation per epoch and image. */
+export const STREAM_AUGMENT_FLIP = 5;
+export const STREAM_AUGMENT_TRANSLATE = 6;

@@ -8,8 +8,26 @@ export function epochPermutation(seed: number, epoch: number, imageCount: number
   return new SeededRandom(seed, STREAM_SHUFFLE, epoch).permutation(imageCount);
 }
 
-export function stepsPerEpoch(imageCount: number, batchSize: number): number {
-  return Math.ceil(imageCount / batchSize);
+/**
+ * Batches per epoch: the last one may be short (PyTorch's DataLoader default), or, with `dropLast`, a last
+ * partial batch is left out (drop_last=True, as airbench trains: 50,000 images in batches of 1024 are 48 steps
+ * that see 49,152 of them; which ones changes with every epoch's shuffle).
+ */
+export function stepsPerEpoch(imageCount: number, batchSize: number, dropLast = false): number {
+  return dropLast ? Math.floor(imageCount / batchSize) : Math.ceil(imageCount / batchSize);
+}
+
+/**
+ * Steps of a run of `epochs` epochs, which may be fractional: ceil(stepsPerEpoch × epochs), as airbench's
+ * total_train_steps (9.9 epochs of 48 steps are 476 steps; the last epoch stops after 44 of its 48).
+ */
+export function totalTrainingSteps(stepsInEpoch: number, epochs: number): number {
+  return Math.ceil(stepsInEpoch * epochs);
+}
+
+/** The 1-based epoch that global step `globalStep` (0-based) belongs to. */
+export function epochOfStep(globalStep: number, stepsInEpoch: number): number {
+  return Math.floor(globalStep / stepsInEpoch) + 1;
 }
 
 /** The images of batch `step` of an epoch (the last batch may be short, as PyTorch's DataLoader keeps it). */

@@ -2,14 +2,14 @@
 // sum the shards' gradients in shard order, divide by the batch size, and Adam/AdamW on the flat parameters.
 //
 // Memory (laid out once by init(), never grown afterwards, so the host's views stay valid):
-//   WEIGHTS, M, V, GRAD and one SLOT per shard, each `count` f32s, 16-byte aligned, with room for 2 more f32s
-//   (a whole shard result, its loss sum and correct count after the gradient, fits a SLOT).
-// The host writes (or copies) each shard's result into its SLOT, calls reduce(), then adam() over the trainable
-// ranges.
+//   WEIGHTS, M, V, GRAD, MOMENTUM and one SLOT per shard, each `count` f32s, 16-byte aligned, with room for 2
+//   more f32s (a whole shard result, its loss sum and correct count after the gradient, fits a SLOT).
+// The host writes (or copies) each shard's result into its SLOT, calls reduce(), then adam() or sgd() over the
+// trained ranges. M and V are Adam's moments, MOMENTUM is SGD's momentum buffer.
 //
 // Plain IEEE f32 arithmetic only (no relaxed SIMD, no FMA, no reciprocal approximations): each lane is one
 // correctly rounded f32 operation in a fixed order, so results are bit-identical on every machine and equal to
-// the scalar JS reference in ../../adam.ts (which rounds every operation with Math.fround). Loads and stores
+// the scalar JS references in ../../adam.ts and ../../sgd.ts (which round every operation with Math.fround). Loads and stores
 // may be unaligned, so a range may start anywhere; the last (count mod 4) elements go through the same
 // operations one lane at a time.
 
@@ -23,7 +23,7 @@ export function init(n: i32, shardSlots: i32): i32 {
   if (count != 0 || n <= 0 || shardSlots <= 0) return 0;
   stride = ((<usize>n + 2) * 4 + 15) & ~(<usize>15);
   base = (__heap_base + 15) & ~(<usize>15);
-  const need = base + stride * (4 + <usize>shardSlots);
+  const need = base + stride * (5 + <usize>shardSlots);
   const have = <usize>memory.size() << 16;
   if (need > have && memory.grow(<i32>((need - have + 0xffff) >>> 16)) < 0) return 0;
   count = n;
@@ -35,7 +35,8 @@ export function weightsPtr(): usize { return base; }
 export function mPtr(): usize { return base + stride; }
 export function vPtr(): usize { return base + 2 * stride; }
 export function gradPtr(): usize { return base + 3 * stride; }
-export function slotPtr(k: i32): usize { return base + (4 + <usize>k) * stride; }
+export function momentumPtr(): usize { return base + 4 * stride; }
+export function slotPtr(k: i32): usize { return base + (5 + <usize>k) * stride; }
 
 /**
  * GRAD = ((0 + SLOT0) + SLOT1 + … + SLOT[shards-1]) / batch, element by element in shard order. Returns 1 when
@@ -129,6 +130,60 @@ export function adam(
     store<f32>(pv + off, v);
     store<f32>(pw + off, p - stepSize * (m / denom));
   }
+}
+
+/**
+ * One step of torch.optim.SGD (dampening 0) on elements [start, end) from GRAD, in float32, per element:
+ *   d ← g + weightDecay·p            (only when weightDecay ≠ 0: torch adds nothing otherwise)
+ *   b ← d on the buffer's first step (`first` = 1: torch clones d_p), else b ← momentum·b + d
+ *   d ← d + momentum·b (nesterov = 1), else d ← b          (momentum = 0: no buffer, d stays)
+ *   p ← p − lr·d
+ * Each product and sum is one correctly rounded f32 operation (no FMA), so this is torch's arithmetic wherever
+ * torch's own CPU kernel does not fuse a multiply-add.
+ */
+export function sgd(start: i32, end: i32, lr: f32, weightDecay: f32, momentum: f32, nesterov: i32, first: i32): void {
+  if (start < 0 || end > count || start >= end) return;
+  const pw = weightsPtr();
+  const pg = gradPtr();
+  const pb = momentumPtr();
+  const decay = weightDecay != 0;
+  const buffered = momentum != 0;
+  const wd = f32x4.splat(weightDecay);
+  const mu = f32x4.splat(momentum);
+  const rate = f32x4.splat(lr);
+  let i = <usize>start;
+  const n = <usize>end;
+  for (; i + 4 <= n; i += 4) {
+    const off = i << 2;
+    const p = v128.load(pw + off);
+    let d = v128.load(pg + off);
+    if (decay) d = f32x4.add(d, f32x4.mul(wd, p));
+    if (buffered) {
+      const b = first ? d : f32x4.add(f32x4.mul(mu, v128.load(pb + off)), d);
+      v128.store(pb + off, b);
+      d = nesterov ? f32x4.add(d, f32x4.mul(mu, b)) : b;
+    }
+    v128.store(pw + off, f32x4.sub(p, f32x4.mul(rate, d)));
+  }
+  for (; i < n; i++) {
+    const off = i << 2;
+    const p = load<f32>(pw + off);
+    let d = load<f32>(pg + off);
+    if (decay) d = d + weightDecay * p;
+    if (buffered) {
+      const b = first ? d : momentum * load<f32>(pb + off) + d;
+      store<f32>(pb + off, b);
+      d = nesterov ? d + momentum * b : b;
+    }
+    store<f32>(pw + off, p - lr * d);
+  }
+}
+
+/** GRAD[i] ← GRAD[i] / divisor for i in [start, end): a sum turned into a mean (batch norm's statistics under a summed loss). */
+export function divideGradient(start: i32, end: i32, divisor: f32): void {
+  if (start < 0 || end > count || start >= end) return;
+  const pg = gradPtr();
+  for (let i = <usize>start; i < <usize>end; i++) store<f32>(pg + (i << 2), load<f32>(pg + (i << 2)) / divisor);
 }
 
 // ---- A scan for NaN/±Infinity (validateShardResult), in an instance of its own: scanReserve() lays memory out
