@@ -23,5 +23,5 @@ RUN mkdir -p /data /model && chown node:node /data /model
 USER node
 VOLUME ["/data", "/model"]
 # tsx runs the TypeScript sources directly; plain `node` (not npm) so SIGTERM reaches the process.
-# --max-semi-space-size=2: a small young generation, as `npm run worker` uses (see src/cli/worker-heap.ts).
-CMD ["node", "--max-semi-space-size=2", "--import", "tsx", "src/cli/worker.ts"]
+# --max-semi-space-size=2: a small young generation, as `npm run worker` uses (see src/pool/redis/worker-heap.ts).
+CMD ["node", "--max-semi-space-size=2", "--import", "tsx", "workers/remote-worker.ts"]

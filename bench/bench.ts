@@ -85,7 +85,7 @@ async function main(): Promise<number> {
       if (why) {
         notes.push(`Remote workers skipped: ${why}.`);
       } else {
-        progress(`Starting: ${n} remote worker processes (src/cli/worker.ts) on ${options.redis}...`);
+        progress(`Starting: ${n} remote worker processes (workers/remote-worker.ts) on ${options.redis}...`);
         try {
           remote = await RemoteWorkers.start(n, options.redis, options.data);
           const client = await TfjsRunnerClient.start(`tfjs ${n} remote`, {

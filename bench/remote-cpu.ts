@@ -6,7 +6,7 @@
  * which is what bounds a remote step there.
  */
 import { Redis } from 'ioredis';
-import { parseRedisUrl } from '../src/redis/connection.ts';
+import { parseRedisUrl } from '../src/pool/redis/connection.ts';
 
 /** CPU milliseconds per step of each part of a remote step (workers: all worker processes together). */
 export interface RemoteCpu {

@@ -1,6 +1,6 @@
 /**
  * Remote workers for the benchmark: N `npm run worker` processes on this machine, serving a local Redis. They
- * are started as `node --import tsx src/cli/worker.ts` (what `npm run worker` runs, without npm and tsx's
+ * are started as `node --import tsx workers/remote-worker.ts` (what `npm run worker` runs, without npm and tsx's
  * launcher in between), so their pids are the processes whose memory and CPU time count.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -8,18 +8,18 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { BenchError } from './bench-error.ts';
-import { WORKER_HEAP_FLAG } from '../src/cli/worker-heap.ts';
+import { WORKER_HEAP_FLAG } from '../src/pool/redis/worker-heap.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const WORKER_CLI = fileURLToPath(new URL('../src/cli/worker.ts', import.meta.url));
-const REDIS_POOL = fileURLToPath(new URL('../src/pool/redis-pool.ts', import.meta.url));
-/** What src/cli/worker.ts prints once its data is loaded and it polls Redis. */
+const WORKER_CLI = fileURLToPath(new URL('../workers/remote-worker.ts', import.meta.url));
+const REDIS_POOL = fileURLToPath(new URL('../src/pool/redis/redis-pool.ts', import.meta.url));
+/** What workers/remote-worker.ts prints once its data is loaded and it polls Redis. */
 const READY = /waiting for runs|ready/i;
 
 /** Why remote workers cannot be benchmarked here, or null when they can. */
 export async function remoteUnavailable(url: string): Promise<string | null> {
   if (!existsSync(REDIS_POOL)) return 'src/pool/redis-pool.ts does not exist yet';
-  if (!existsSync(WORKER_CLI)) return 'src/cli/worker.ts (`npm run worker`) does not exist yet';
+  if (!existsSync(WORKER_CLI)) return 'workers/remote-worker.ts (`npm run worker`) does not exist yet';
   const redis = new Redis(url, { lazyConnect: true, connectTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null });
   redis.on('error', () => undefined);
   try {
@@ -64,7 +64,7 @@ export class RemoteWorkers {
             child.stderr!.on('data', onData);
             child.once('exit', (code, signal) => {
               clearTimeout(timer);
-              reject(new BenchError(`Remote worker ${i + 1} (src/cli/worker.ts) exited with ${signal ?? `code ${code}`} at start.`));
+              reject(new BenchError(`Remote worker ${i + 1} (workers/remote-worker.ts) exited with ${signal ?? `code ${code}`} at start.`));
             });
           });
         }),

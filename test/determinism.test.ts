@@ -2,7 +2,7 @@ import test from 'ava';
 import { writeCifar10Fixture } from './fixtures/cifar10-fixture.ts';
 import { loadCifar10 } from '../src/data/cifar10-dataset.ts';
 import { recordRun, settingsFor } from './helpers/training-run.ts';
-import { ThreadPool } from '../src/pool/thread-pool.ts';
+import { ThreadPool } from '../src/pool/threads/thread-pool.ts';
 import { evaluateTestSet } from '../src/eval/test-evaluation.ts';
 import { initialParameters } from '../src/model/parameter-vector.ts';
 import { tutorialCnn } from '../src/model/tutorial-cnn.ts';

@@ -1,13 +1,13 @@
-// Large Redis writes through reused frames (src/redis/frame-command.ts), against the real Redis: the bytes
+// Large Redis writes through reused frames (src/pool/redis/frame-command.ts), against the real Redis: the bytes
 // that arrive, the reuse of one buffer from command to command, commands in flight side by side, and the
 // hand-written msgpack of the weights and result encoders (payload-codec.ts) against msgpackr's own.
 import test from 'ava';
 import { Packr } from 'msgpackr';
-import { FramePool, frameLength, sendFrame, writeFrame } from '../src/redis/frame-command.ts';
+import { FramePool, frameLength, sendFrame, writeFrame } from '../src/pool/redis/frame-command.ts';
 import {
   RESULT_FORMAT, decodeResult, decodeWeights, encodeResult, encodeResultParts, encodeWeights, encodeWeightsParts,
-} from '../src/redis/payload-codec.ts';
-import { openClient, parseRedisUrl } from '../src/redis/connection.ts';
+} from '../src/pool/redis/payload-codec.ts';
+import { openClient, parseRedisUrl } from '../src/pool/redis/connection.ts';
 import { redisClient, startPrivateRedis, testNamespace, until } from './fixtures/redis-harness.ts';
 
 const joined = (parts: readonly Uint8Array[]) => Buffer.concat(parts);

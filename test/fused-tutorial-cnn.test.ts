@@ -7,7 +7,7 @@ import { tutorialCnn } from '../src/model/tutorial-cnn.ts';
 import { initialParameters, parameterCount, parameterSlices } from '../src/model/parameter-vector.ts';
 import { IMAGE_BYTES, type ImageSet } from '../src/data/cifar10-dataset.ts';
 import { SeededRandom } from '../src/random/seeded-random.ts';
-import { ThreadPool } from '../src/pool/thread-pool.ts';
+import { ThreadPool } from '../src/pool/threads/thread-pool.ts';
 import { loadCifar10 } from '../src/data/cifar10-dataset.ts';
 import { writeCifar10Fixture } from './fixtures/cifar10-fixture.ts';
 import { recordRun, settingsFor } from './helpers/training-run.ts';

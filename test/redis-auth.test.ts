@@ -9,7 +9,7 @@ import { rm } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { writeCifar10Fixture } from './fixtures/cifar10-fixture.ts';
 import { freePort, runCoordinator, startPrivateRedis, startWorker, tempDir, testNamespace, trainArgs, type PrivateRedis, type Proc } from './fixtures/redis-harness.ts';
-import { checkRedis, parseRedisUrl } from '../src/redis/connection.ts';
+import { checkRedis, parseRedisUrl } from '../src/pool/redis/connection.ts';
 import { RedisConnectionError } from '../src/errors/index.ts';
 
 const servers: PrivateRedis[] = [];

@@ -3,19 +3,19 @@
 import test from 'ava';
 import { Packr } from 'msgpackr';
 import { InvalidOptionError } from '../src/errors/index.ts';
-import { parseRedisUrl, redactUrl } from '../src/redis/connection.ts';
-import { RunKeys, jobId, newRunId, parseJobId, resolveNamespace } from '../src/redis/keys.ts';
+import { parseRedisUrl, redactUrl } from '../src/pool/redis/connection.ts';
+import { RunKeys, jobId, newRunId, parseJobId, resolveNamespace } from '../src/pool/redis/keys.ts';
 import {
   CodecError, type GradientJobData, RESULT_FORMAT, decodeEvalPayload, decodeGradientPayload, decodeIndices, decodeResult, decodeWeights, encodeWeights,
   encodeEvalPayload, encodeGradientPayload, encodeIndices, encodeResult, parseJobData, taskDigest,
-} from '../src/redis/payload-codec.ts';
-import { secretCheck, signResult, verifyResult } from '../src/redis/result-signing.ts';
-import { WeightsStore, WeightsUnavailable, latestWeights, takeBackJobs } from '../src/redis/weights-store.ts';
-import { WeightsFeed } from '../src/redis/weights-feed.ts';
-import { announceRun, listRuns, type RunAnnouncement } from '../src/redis/run-announcement.ts';
-import { countRunKeys, deleteRunKeys, sweepAbandonedRuns } from '../src/redis/run-cleanup.ts';
-import { RESULT_TTL_S, decodeResultEntry, encodeResultEntry, popResult, pushResult } from '../src/redis/result-list.ts';
-import { WeightsGate } from '../workers/remote-worker.ts';
+} from '../src/pool/redis/payload-codec.ts';
+import { secretCheck, signResult, verifyResult } from '../src/pool/redis/result-signing.ts';
+import { WeightsStore, WeightsUnavailable, latestWeights, takeBackJobs } from '../src/pool/redis/weights-store.ts';
+import { WeightsFeed } from '../src/pool/redis/weights-feed.ts';
+import { announceRun, listRuns, type RunAnnouncement } from '../src/pool/redis/run-announcement.ts';
+import { countRunKeys, deleteRunKeys, sweepAbandonedRuns } from '../src/pool/redis/run-cleanup.ts';
+import { RESULT_TTL_S, decodeResultEntry, encodeResultEntry, popResult, pushResult } from '../src/pool/redis/result-list.ts';
+import { WeightsGate } from '../src/pool/redis/remote-worker.ts';
 import { redisClient, scanKeys, sleep, testNamespace, until } from './fixtures/redis-harness.ts';
 
 test('Redis URLs: AUTH user and password, database, TLS with rediss://, and passwords never shown', (t) => {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseYaml, type Yaml } from './fixtures/mini-yaml.ts';
 import { ROOT } from './fixtures/redis-harness.ts';
-import { WORKER_HEAP_FLAG } from '../src/cli/worker-heap.ts';
+import { WORKER_HEAP_FLAG } from '../src/pool/redis/worker-heap.ts';
 
 type Map = { [key: string]: Yaml };
 const compose = parseYaml(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')) as Map;
@@ -83,14 +83,14 @@ test('docker-compose.yml: redis, a one-shot data download, the coordinator, and 
   t.regex(cCommand[cCommand.indexOf('--shards') + 1], /^\d+$/);
 
   const worker = service('worker');
-  t.deepEqual((worker.command as string[]).slice(0, 5), ['node', WORKER_HEAP_FLAG, '--import', 'tsx', 'src/cli/worker.ts']);
+  t.deepEqual((worker.command as string[]).slice(0, 5), ['node', WORKER_HEAP_FLAG, '--import', 'tsx', 'workers/remote-worker.ts']);
   // `--scale worker=N` needs replicas without a fixed name or host port.
   t.false('container_name' in worker);
   t.false('ports' in worker);
   t.false((worker.volumes as string[]).some((v) => v.startsWith('model')), 'workers never write the model');
 
   // Every flag in the commands is one the CLI accepts.
-  const [coordinatorHelp, workerHelp] = await Promise.all([help('src/cli/coordinator.ts'), help('src/cli/worker.ts')]);
+  const [coordinatorHelp, workerHelp] = await Promise.all([help('src/cli/coordinator.ts'), help('workers/remote-worker.ts')]);
   for (const flag of flagsOf(coordinator.command as string[])) t.true(coordinatorHelp.includes(`  ${flag} `), `coordinator ${flag}`);
   for (const flag of flagsOf(worker.command as string[])) t.true(workerHelp.includes(`  ${flag} `), `worker ${flag}`);
   t.regex(workerHelp, /Environment:\n  REDIS_URL .*\n  CIFAR10_DIR .*\n  TRAINER_SECRET /);
@@ -118,7 +118,7 @@ test('Dockerfile and .dockerignore: Node 20, npm ci with the optional tfjs-node,
 
 test('npm run worker and the Dockerfile start workers with the same heap flag as the compose file', async (t) => {
   const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-  t.is(pkg.scripts.worker, `node ${WORKER_HEAP_FLAG} --import tsx src/cli/worker.ts`);
+  t.is(pkg.scripts.worker, `node ${WORKER_HEAP_FLAG} --import tsx workers/remote-worker.ts`);
   const dockerfile = await readFile(path.join(ROOT, 'Dockerfile'), 'utf8');
-  t.regex(dockerfile, new RegExp(`^CMD \\["node", "${WORKER_HEAP_FLAG}", "--import", "tsx", "src/cli/worker.ts"\\]$`, 'm'));
+  t.regex(dockerfile, new RegExp(`^CMD \\["node", "${WORKER_HEAP_FLAG}", "--import", "tsx", "workers/remote-worker.ts"\\]$`, 'm'));
 });

@@ -4,14 +4,14 @@
 import test, { type ExecutionContext } from 'ava';
 import { writeCifar10Fixture } from './fixtures/cifar10-fixture.ts';
 import { REDIS_URL, redisClient, scanKeys, startWorker, testNamespace, until } from './fixtures/redis-harness.ts';
-import { RESULT_FORMAT, encodeGradientPayload, encodeResult } from '../src/redis/payload-codec.ts';
-import { encodeResultEntry, pushResult } from '../src/redis/result-list.ts';
+import { RESULT_FORMAT, encodeGradientPayload, encodeResult } from '../src/pool/redis/payload-codec.ts';
+import { encodeResultEntry, pushResult } from '../src/pool/redis/result-list.ts';
 import { shardResultLength } from '../src/pool/shard-result.ts';
 import { loadCifar10 } from '../src/data/cifar10-dataset.ts';
 import { modelByName } from '../src/model/model-registry.ts';
 import { initialParameters, parameterCount } from '../src/model/parameter-vector.ts';
-import { ThreadPool } from '../src/pool/thread-pool.ts';
-import { RedisPool } from '../src/pool/redis-pool.ts';
+import { ThreadPool } from '../src/pool/threads/thread-pool.ts';
+import { RedisPool } from '../src/pool/redis/redis-pool.ts';
 import type { ShardTask } from '../src/pool/worker-pool.ts';
 import type { BackendName } from '../src/compute/backend.ts';
 import type { TrainingRecipe } from '../src/compute/training-recipe.ts';

@@ -11,11 +11,11 @@ import {
   REDIS_URL, type Proc, readEval, readWeights, redisClient, runCoordinator, scanKeys, startCoordinator, startWorker, tempDir,
   sleep, testNamespace, trainArgs, until,
 } from './fixtures/redis-harness.ts';
-import { QUEUE_NAME, RunKeys } from '../src/redis/keys.ts';
-import { deleteRunKeys } from '../src/redis/run-cleanup.ts';
-import { RESULT_FORMAT, encodeGradientPayload, encodeResult, parseJobData, subjectPosition, taskDigest } from '../src/redis/payload-codec.ts';
-import { signResult } from '../src/redis/result-signing.ts';
-import { encodeResultEntry, pushResult } from '../src/redis/result-list.ts';
+import { QUEUE_NAME, RunKeys } from '../src/pool/redis/keys.ts';
+import { deleteRunKeys } from '../src/pool/redis/run-cleanup.ts';
+import { RESULT_FORMAT, encodeGradientPayload, encodeResult, parseJobData, subjectPosition, taskDigest } from '../src/pool/redis/payload-codec.ts';
+import { signResult } from '../src/pool/redis/result-signing.ts';
+import { encodeResultEntry, pushResult } from '../src/pool/redis/result-list.ts';
 import { shardResultLength } from '../src/pool/shard-result.ts';
 
 const EPOCHS = ['--epochs', '2'];

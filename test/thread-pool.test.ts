@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { ThreadPool } from '../src/pool/thread-pool.ts';
+import { ThreadPool } from '../src/pool/threads/thread-pool.ts';
 import { ResultBuffers } from '../src/pool/result-buffers.ts';
 import { ShardComputer } from '../src/compute/shard-computer.ts';
 import { type Cifar10Dataset, loadCifar10 } from '../src/data/cifar10-dataset.ts';

@@ -4,7 +4,7 @@ import type { Cifar10Dataset } from '../data/cifar10-dataset.ts';
 import type { ModelDefinition } from '../model/model-definition.ts';
 import type { WorkerPool } from './worker-pool.ts';
 import type { TrainingRecipe } from '../compute/training-recipe.ts';
-import { ThreadPool } from './thread-pool.ts';
+import { ThreadPool } from './threads/thread-pool.ts';
 
 export interface CreateWorkerPoolInput {
   readonly options: {
@@ -26,7 +26,7 @@ export interface CreateWorkerPoolInput {
 /** Local threads, or remote workers when a Redis URL is given: the only place that chooses. */
 export async function createWorkerPool(input: CreateWorkerPoolInput): Promise<WorkerPool> {
   if (input.options.redis) {
-    const { RedisPool } = await import('./redis-pool.ts');
+    const { RedisPool } = await import('./redis/redis-pool.ts');
     return RedisPool.create({
       url: input.options.redis, model: input.model.name, parameterCount: input.parameterCount, dataset: input.dataset,
       owner: input.options.out !== undefined ? path.resolve(input.options.out) : undefined,

@@ -6,7 +6,7 @@ import { loadCifar10 } from '../../src/data/cifar10-dataset.ts';
 import type { Cifar10Dataset } from '../../src/data/cifar10-dataset.ts';
 import { modelByName } from '../../src/model/model-registry.ts';
 import { parameterCount } from '../../src/model/parameter-vector.ts';
-import { ThreadPool } from '../../src/pool/thread-pool.ts';
+import { ThreadPool } from '../../src/pool/threads/thread-pool.ts';
 import { ADAM_DEFAULTS } from '../../src/train/adam.ts';
 import { type RunSettings, TUTORIAL_RECIPE } from '../../src/train/run-settings.ts';
 import { train, type TrainerOutcome } from '../../src/train/trainer.ts';

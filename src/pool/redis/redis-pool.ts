@@ -1,6 +1,6 @@
 /**
  * WorkerPool over Redis: shards and evaluation ranges become BullMQ jobs of the run's queue, served by
- * `npm run worker` processes anywhere (workers/remote-worker.ts). What goes where:
+ * `npm run worker` processes anywhere (./remote-worker.ts). What goes where:
  *
  *   coordinator                               Redis (all under <namespace>:run:<runId>:)        worker
  *   publishWeights(v) ─ XADD weights-feed ──▶ weights-feed (stream of the last 4 versions, ─ XREAD BLOCK ─▶
@@ -23,27 +23,27 @@ import os from 'node:os';
 import { createRequire } from 'node:module';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { BackendChoice, BackendName } from '../compute/backend.ts';
-import { PLAIN_RECIPE, type TrainingRecipe } from '../compute/training-recipe.ts';
-import { hasFusedImplementation } from '../compute/fused/fused-tutorial-cnn.ts';
-import type { Cifar10Dataset } from '../data/cifar10-dataset.ts';
-import { RedisConnectionError, ShardResultError, WorkerTimeoutError } from '../errors/index.ts';
-import type { EvalResult, EvalTask, ShardTask, WorkerPool } from './worker-pool.ts';
-import { shardResultLength, validateShardResult } from './shard-result.ts';
-import { ResultBuffers } from './result-buffers.ts';
-import { checkRedis, openClient, parseRedisUrl, redisConnectionError, type RedisTarget, withDeadline } from '../redis/connection.ts';
-import { type JobName, QUEUE_NAME, RunKeys, type TaskKind, jobId, newRunId, parseJobId, resolveNamespace } from '../redis/keys.ts';
-import { PROTOCOL_VERSION, type RunAnnouncement, announceRun, renewAnnouncement } from '../redis/run-announcement.ts';
-import { deleteRunKeys, sweepAbandonedRuns } from '../redis/run-cleanup.ts';
-import { WeightsStore, takeBackJobs } from '../redis/weights-store.ts';
-import { type WorkerPresence, describePresences, readPresences } from '../redis/worker-presence.ts';
-import { secretCheck, secretFromEnv, verifyResult } from '../redis/result-signing.ts';
+import type { BackendChoice, BackendName } from '../../compute/backend.ts';
+import { PLAIN_RECIPE, type TrainingRecipe } from '../../compute/training-recipe.ts';
+import { hasFusedImplementation } from '../../compute/fused/fused-tutorial-cnn.ts';
+import type { Cifar10Dataset } from '../../data/cifar10-dataset.ts';
+import { RedisConnectionError, ShardResultError, WorkerTimeoutError } from '../../errors/index.ts';
+import type { EvalResult, EvalTask, ShardTask, WorkerPool } from '../worker-pool.ts';
+import { shardResultLength, validateShardResult } from '../shard-result.ts';
+import { ResultBuffers } from '../result-buffers.ts';
+import { checkRedis, openClient, parseRedisUrl, redisConnectionError, type RedisTarget, withDeadline } from './connection.ts';
+import { type JobName, QUEUE_NAME, RunKeys, type TaskKind, jobId, newRunId, parseJobId, resolveNamespace } from './keys.ts';
+import { PROTOCOL_VERSION, type RunAnnouncement, announceRun, renewAnnouncement } from './run-announcement.ts';
+import { deleteRunKeys, sweepAbandonedRuns } from './run-cleanup.ts';
+import { WeightsStore, takeBackJobs } from './weights-store.ts';
+import { type WorkerPresence, describePresences, readPresences } from './worker-presence.ts';
+import { secretCheck, secretFromEnv, verifyResult } from './result-signing.ts';
 import {
   CodecError, type JobData, type ResultEnvelope, decodeEvalPayload, decodeGradientPayload, decodeResult, encodeIndices,
   subjectPosition, taskDigest, JOB_FORMAT,
-} from '../redis/payload-codec.ts';
-import { decodeResultEntry, popResult } from '../redis/result-list.ts';
-import { crashPoint } from '../testing/crash-point.ts';
+} from './payload-codec.ts';
+import { decodeResultEntry, popResult } from './result-list.ts';
+import { crashPoint } from '../../testing/crash-point.ts';
 
 export interface RedisPoolOptions {
   readonly url: string;

@@ -5,7 +5,7 @@
  * namespace's set of run ids, `<namespace>:runs`, which workers read to find the runs to serve.
  */
 import { randomBytes } from 'node:crypto';
-import { InvalidOptionError } from '../errors/index.ts';
+import { InvalidOptionError } from '../../errors/index.ts';
 
 /** The namespace when neither --namespace nor TRAINER_NAMESPACE says otherwise. */
 export const DEFAULT_NAMESPACE = 'cifar-dp';

@@ -2,18 +2,18 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { BackendChoice, BackendName } from '../compute/backend.ts';
-import type { Cifar10Dataset } from '../data/cifar10-dataset.ts';
-import { PLAIN_RECIPE, type TrainingRecipe } from '../compute/training-recipe.ts';
-import { BackendError, ShardResultError, WorkerThreadError } from '../errors/index.ts';
-import type { EvalResult, EvalTask, ShardTask, WorkerPool } from './worker-pool.ts';
+import type { BackendChoice, BackendName } from '../../compute/backend.ts';
+import type { Cifar10Dataset } from '../../data/cifar10-dataset.ts';
+import { PLAIN_RECIPE, type TrainingRecipe } from '../../compute/training-recipe.ts';
+import { BackendError, ShardResultError, WorkerThreadError } from '../../errors/index.ts';
+import type { EvalResult, EvalTask, ShardTask, WorkerPool } from '../worker-pool.ts';
 import type { HelloReply, ThreadTask, ThreadWorkerData } from './thread-messages.ts';
-import { validateShardResult, validateShardShape } from './shard-result.ts';
-import { hasFusedImplementation } from '../compute/fused/fused-tutorial-cnn.ts';
-import { ShardComputer } from '../compute/shard-computer.ts';
-import { modelByName } from '../model/model-registry.ts';
+import { validateShardResult, validateShardShape } from '../shard-result.ts';
+import { hasFusedImplementation } from '../../compute/fused/fused-tutorial-cnn.ts';
+import { ShardComputer } from '../../compute/shard-computer.ts';
+import { modelByName } from '../../model/model-registry.ts';
 import { PublishedWeights } from './published-weights.ts';
-import { ResultBuffers } from './result-buffers.ts';
+import { ResultBuffers } from '../result-buffers.ts';
 import { ChannelClient, type ChannelWait, allocateChannelMemory } from './thread-channel.ts';
 
 export interface ThreadPoolOptions {
@@ -61,7 +61,7 @@ interface ThreadLane {
   readonly gone: Promise<never>;
 }
 
-const WORKER_FILE = fileURLToPath(new URL('../../workers/thread-worker.ts', import.meta.url));
+const WORKER_FILE = fileURLToPath(new URL('../../../workers/thread-worker.ts', import.meta.url));
 
 /** The calling thread's own ShardComputer (ThreadPoolOptions.callerComputes) and its view of the published weights. */
 interface CallerWorker {

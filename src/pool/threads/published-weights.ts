@@ -1,5 +1,5 @@
-import type { ShardComputer } from '../compute/shard-computer.ts';
-import { ShardResultError } from '../errors/index.ts';
+import type { ShardComputer } from '../../compute/shard-computer.ts';
+import { ShardResultError } from '../../errors/index.ts';
 
 /**
  * One computing thread's view of the weights a ThreadPool publishes (one SharedArrayBuffer of values and one of

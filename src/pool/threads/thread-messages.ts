@@ -1,6 +1,6 @@
-import type { BackendChoice, BackendName } from '../compute/backend.ts';
-import type { ImageSet } from '../data/cifar10-dataset.ts';
-import type { TrainingRecipe } from '../compute/training-recipe.ts';
+import type { BackendChoice, BackendName } from '../../compute/backend.ts';
+import type { ImageSet } from '../../data/cifar10-dataset.ts';
+import type { TrainingRecipe } from '../../compute/training-recipe.ts';
 import type { ChannelMemory } from './thread-channel.ts';
 
 /**

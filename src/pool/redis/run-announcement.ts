@@ -6,8 +6,8 @@
  * delete its keys (see run-cleanup.ts).
  */
 import type { Redis } from 'ioredis';
-import type { BackendName } from '../compute/backend.ts';
-import type { TrainingRecipe } from '../compute/training-recipe.ts';
+import type { BackendName } from '../../compute/backend.ts';
+import type { TrainingRecipe } from '../../compute/training-recipe.ts';
 import { RunKeys, runsKey } from './keys.ts';
 
 /** Bumped whenever jobs, results or weights change shape or place (2: weights in the feed only, take-backs on their own stream): workers refuse runs of another protocol. */

@@ -9,7 +9,7 @@
  * Decoders never trust their input: anything unexpected is a CodecError that says what was wrong.
  */
 import { Packr } from 'msgpackr';
-import type { EvalResult } from '../pool/worker-pool.ts';
+import type { EvalResult } from '../worker-pool.ts';
 import { sha256Hex } from './result-signing.ts';
 import type { TaskKind } from './keys.ts';
 

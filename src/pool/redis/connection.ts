@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { RedisOptions as BullRedisOptions } from 'bullmq';
-import { InvalidOptionError, RedisConnectionError } from '../errors/index.ts';
+import { InvalidOptionError, RedisConnectionError } from '../../errors/index.ts';
 
 export interface RedisTarget {
   /** Options for ioredis and BullMQ (host, port, AUTH, db, TLS); no URL inside, so no password in logs. */
