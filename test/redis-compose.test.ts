@@ -68,7 +68,7 @@ test('docker-compose.yml: redis, a one-shot data download, the coordinator, and 
     t.like(s.depends_on as Map, { redis: { condition: 'service_healthy' }, data: { condition: 'service_completed_successfully' } });
     t.is(s.init, true, `${name}: an init process forwards SIGTERM`);
     const command = s.command as string[];
-    const script = command.findIndex((a) => a.startsWith('src/cli/'));
+    const script = command.findIndex((a) => a.endsWith('.ts'));
     t.deepEqual(command.slice(0, script).filter((a) => a !== WORKER_HEAP_FLAG), ['node', '--import', 'tsx']);
     t.true(existsSync(path.join(ROOT, command[script])), command[script]);
   }
