@@ -28,7 +28,7 @@ async function help(cli: string): Promise<string> {
 
 /** The CLI's flags in a `node --import tsx <cli> ...` command. */
 function flagsOf(command: readonly Yaml[]): string[] {
-  const script = command.findIndex((a) => typeof a === 'string' && a.startsWith('src/cli/'));
+  const script = command.findIndex((a) => typeof a === 'string' && a.endsWith('.ts'));
   return command.slice(script + 1).filter((a): a is string => typeof a === 'string' && a.startsWith('--')).map((a) => a.replace(/=.*/, ''));
 }
 
