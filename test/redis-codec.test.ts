@@ -15,7 +15,7 @@ import { WeightsFeed } from '../src/pool/redis/weights-feed.ts';
 import { announceRun, listRuns, type RunAnnouncement } from '../src/pool/redis/run-announcement.ts';
 import { countRunKeys, deleteRunKeys, sweepAbandonedRuns } from '../src/pool/redis/run-cleanup.ts';
 import { RESULT_TTL_S, decodeResultEntry, encodeResultEntry, popResult, pushResult } from '../src/pool/redis/result-list.ts';
-import { WeightsGate } from '../src/pool/redis/remote-worker.ts';
+import { WeightsGate } from '../src/pool/redis/weights-gate.ts';
 import { redisClient, scanKeys, sleep, testNamespace, until } from './fixtures/redis-harness.ts';
 
 test('Redis URLs: AUTH user and password, database, TLS with rediss://, and passwords never shown', (t) => {

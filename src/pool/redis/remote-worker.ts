@@ -1,18 +1,16 @@
 /**
- * The remote worker process (`npm run worker`): a long-lived server of whichever runs are active in its Redis
- * namespace. Every half second it reads `<namespace>:runs` and each run's announcement; for a run it can serve
- * (same data fingerprint, a backend it runs, the right secret, a model it knows) it starts
- *   - a ThreadPool (piscina threads running workers/thread-worker.ts, exactly the coordinator's local threads);
- *     with --concurrency 1 it computes on this thread instead, which saves a hop to a thread and back per job
- *     and only delays BullMQ's lock renewal by one task's compute, far less than the lock;
- *   - a BullMQ Worker on the run's queue with concurrency = number of threads.
+ * The remote worker (`npm run worker`, workers/remote-worker.ts): a long-lived server of whichever runs are
+ * active in its Redis namespace. Every half second it reads `<namespace>:runs` and each run's announcement; for
+ * a run it can serve (same data fingerprint, a backend it runs, the right secret, a model it knows) it starts
+ *   - a ThreadPool (the coordinator's local threads, ../threads/); with --concurrency 1 it computes on this
+ *     thread instead, which saves a hop to a thread and back per job and only delays BullMQ's lock renewal by
+ *     one task's compute, far less than the lock;
+ *   - a BullMQ Worker on the run's queue with concurrency = number of threads, whose jobs ./job-processor.ts
+ *     serves;
  *   - a WeightsFeed (./weights-feed.ts) reading the run's weights as they are published.
- * A job names a weights version, which may not be out yet (the coordinator hands the next step's jobs out
- * ahead); the worker waits for it on the feed (once per version), waits until the threads are done with the
- * previous one, publishes it to them, computes, and pushes the signed result onto the run's result list
- * (result-list.ts) before completing the job. A job the coordinator takes back while it waits fails at once.
  * A run it cannot serve is refused once, with the reason logged and published for the coordinator. When the run
- * announces 'closing' (or its announcement is gone for a while) the worker leaves it.
+ * announces 'closing', its announcement is gone for a while, or its coordinator starts again (a new attempt of
+ * the same owner), the worker leaves it.
  */
 import os from 'node:os';
 import { Worker, type Job } from 'bullmq';
@@ -27,15 +25,11 @@ import { type RedisTarget, openClient, reconnectingOptions, withDeadline } from 
 import { QUEUE_NAME, type RunKeys } from './keys.ts';
 import { PROTOCOL_VERSION, type RunAnnouncement, listRuns } from './run-announcement.ts';
 import { deleteRunKeys } from './run-cleanup.ts';
-import { WeightsUnavailable } from './weights-store.ts';
 import { WeightsFeed } from './weights-feed.ts';
+import { WeightsGate } from './weights-gate.ts';
 import { removePresence, writePresence } from './worker-presence.ts';
-import { secretCheck, signResult } from './result-signing.ts';
-import { encodeResultEntry, pushResult } from './result-list.ts';
-import {
-  type JobData, RESULT_FORMAT, decodeIndices, encodeEvalPayload, encodeGradientPayload, encodeResultParts, parseJobData,
-  subjectPosition, taskDigest,
-} from './payload-codec.ts';
+import { secretCheck } from './result-signing.ts';
+import { JobProcessor, type ServedRun } from './job-processor.ts';
 
 export interface RemoteWorkerOptions {
   readonly target: RedisTarget;
@@ -65,15 +59,10 @@ export interface RemoteWorkerOptions {
 const PRESENCE_TTL_MS = 10_000;
 
 /** A run this worker serves. */
-interface Attached {
+interface Attached extends ServedRun {
   readonly keys: RunKeys;
-  readonly announcement: RunAnnouncement;
-  readonly pool: ThreadPool;
   readonly bull: Worker;
-  readonly gate: WeightsGate;
-  readonly feed: WeightsFeed;
   readonly since: string;
-  jobs: number;
   lastPresence: number;
   /** Jobs being processed (a forced close does not wait for them). */
   readonly inFlight: Set<Promise<unknown>>;
@@ -82,6 +71,7 @@ interface Attached {
 export class RemoteWorker {
   readonly id: string;
   private readonly redis: Redis;
+  private readonly jobs: JobProcessor;
   private readonly attached = new Map<string, Attached>();
   /** Runs refused, by id (refused once, logged once). */
   private readonly refused = new Map<string, string>();
@@ -101,6 +91,10 @@ export class RemoteWorker {
   constructor(private readonly options: RemoteWorkerOptions) {
     this.id = options.name ?? `${os.hostname()}:${process.pid}`;
     this.redis = openClient(options.target, `cifar-dp:worker:${this.id}`);
+    this.jobs = new JobProcessor({
+      id: this.id, redis: this.redis, dataset: options.dataset, secret: options.secret, log: options.log, verbose: options.verbose,
+      jobDelayMs: options.jobDelayMs,
+    });
     this.stopped = new Promise((resolve) => {
       this.stopResolve = resolve;
     });
@@ -283,7 +277,7 @@ export class RemoteWorker {
     );
     const since = new Date().toISOString();
     const bull = new Worker(QUEUE_NAME, (job: Job) => {
-      const work = this.process(keys, attached, job);
+      const work = this.jobs.process(keys, attached, job);
       attached.inFlight.add(work);
       void work.catch(() => undefined).finally(() => attached.inFlight.delete(work));
       return work;
@@ -359,113 +353,4 @@ export class RemoteWorker {
       // Redis away: its sweep by the next coordinator or worker will do.
     }
   }
-
-  /** One BullMQ job: weights for its version, the compute on a thread, the signed result into Redis. */
-  private async process(keys: RunKeys, a: Attached, job: Job): Promise<{ worker: string }> {
-    let data: JobData;
-    try {
-      data = parseJobData(job.data);
-    } catch (error) {
-      throw new Error(`[worker ${this.id}] job ${job.id} is unreadable: ${(error as Error).message}`);
-    }
-    if (this.options.jobDelayMs) await new Promise((resolve) => setTimeout(resolve, this.options.jobDelayMs));
-    const started = performance.now();
-    const { payload, release } = await a.gate.use(
-      data.weightsVersion,
-      async (version) => {
-        let weights: Float32Array;
-        try {
-          // The next step's jobs come ahead of their weights: this waits until the coordinator publishes them.
-          weights = await a.feed.waitFor(version, String(job.id));
-        } catch (error) {
-          if (error instanceof WeightsUnavailable) throw new Error(`[worker ${this.id}] ${error.message}`);
-          throw error;
-        }
-        await a.pool.publishWeights(version, weights);
-      },
-      () => this.compute(a, data),
-    );
-    try {
-      const position = subjectPosition(data);
-      const subject = { runId: keys.runId, kind: data.kind, ...position, weightsVersion: data.weightsVersion, taskDigest: taskDigest(data) };
-      const signature = this.options.secret ? signResult(this.options.secret, subject, payload) : undefined;
-      const envelope = encodeResultParts({
-        format: RESULT_FORMAT, runId: keys.runId, jobId: String(job.id), worker: this.id, kind: data.kind, ...position,
-        weightsVersion: data.weightsVersion, payload, ...(signature ? { signature } : {}),
-      });
-      // The payload goes into the push's frame as it is: its buffer goes back to the pool once pushed.
-      await pushResult(this.redis, keys, encodeResultEntry(String(job.id), this.id, envelope));
-    } finally {
-      release();
-    }
-    a.jobs += 1;
-    if (this.options.verbose) {
-      this.options.log(`Job ${job.id} (${data.kind === 'gradient' ? `step ${data.step} shard ${data.shard}` : `test ${data.start}–${data.end - 1}`}) in ${(performance.now() - started).toFixed(0)} ms.`);
-    }
-    return { worker: this.id };
-  }
-
-  /**
-   * The job's payload; `release` is called once it has been pushed (a gradient's payload is a view of the
-   * pool's result buffer, which goes back to the pool then).
-   */
-  private async compute(a: Attached, data: JobData): Promise<{ payload: Uint8Array; release: () => void }> {
-    const { train, test } = this.options.dataset;
-    if (data.kind === 'gradient') {
-      const indices = decodeIndices(data.indices);
-      const limit = Math.min(train.count, a.announcement.trainCount);
-      for (const i of indices) {
-        if (i < 0 || i >= limit) throw new Error(`[worker ${this.id}] image index ${i} is outside the run's ${limit} training images`);
-      }
-      const [values] = await a.pool.computeGradients([{ step: data.step, shard: data.shard, weightsVersion: data.weightsVersion, indices }]);
-      return { payload: encodeGradientPayload(values), release: () => a.pool.recycle([values]) };
-    }
-    if (data.end > Math.min(test.count, a.announcement.testCount)) {
-      throw new Error(`[worker ${this.id}] test images ${data.start}–${data.end - 1} are outside the run's ${a.announcement.testCount} test images`);
-    }
-    const [result] = await a.pool.evaluate([{ weightsVersion: data.weightsVersion, start: data.start, end: data.end }]);
-    return { payload: encodeEvalPayload(result), release: () => undefined };
-  }
 }
-
-/**
- * One weights version at a time in a ThreadPool: a job for the loaded version runs at once; a job for a newer
- * version waits until the jobs on the older one are done, then loads it (once) for everyone; a job for an older
- * version fails (its step is over: the coordinator publishes a version only after the previous step is complete).
- */
-export class WeightsGate {
-  private loaded = -1;
-  private inFlight = 0;
-  private switching: Promise<void> | undefined;
-  private drained: (() => void)[] = [];
-
-  async use<T>(version: number, load: (version: number) => Promise<void>, work: () => Promise<T>): Promise<T> {
-    for (;;) {
-      if (version === this.loaded && !this.switching) {
-        this.inFlight += 1;
-        try {
-          return await work();
-        } finally {
-          this.inFlight -= 1;
-          if (this.inFlight === 0) for (const wake of this.drained.splice(0)) wake();
-        }
-      }
-      if (version < this.loaded) {
-        throw new Error(`weights version ${version} is superseded by version ${this.loaded}: the coordinator has moved on`);
-      }
-      if (this.switching) {
-        await this.switching.catch(() => undefined);
-        continue;
-      }
-      this.switching = (async () => {
-        if (this.inFlight > 0) await new Promise<void>((resolve) => this.drained.push(resolve));
-        await load(version);
-        this.loaded = version;
-      })().finally(() => {
-        this.switching = undefined;
-      });
-      await this.switching;
-    }
-  }
-}
-
