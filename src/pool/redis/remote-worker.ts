@@ -57,12 +57,17 @@ export interface RemoteWorkerOptions {
 }
 
 const PRESENCE_TTL_MS = 10_000;
+/** How long a worker may take no job while jobs wait before its queue consumer is replaced. */
+const IDLE_BEFORE_REVIVE_MS = 4000;
 
 /** A run this worker serves. */
 interface Attached extends ServedRun {
   readonly keys: RunKeys;
-  readonly bull: Worker;
+  /** The run's BullMQ consumer (replaced when it stops taking jobs, see poll). */
+  bull: Worker;
   readonly since: string;
+  /** When a job last started or ended here. */
+  lastActivity: number;
   lastPresence: number;
   /** Jobs being processed (a forced close does not wait for them). */
   readonly inFlight: Set<Promise<unknown>>;
@@ -174,6 +179,7 @@ export class RemoteWorker {
             mine.lastPresence = now;
             await this.present(keys, 'serving', mine.pool.threads, mine.since, mine.announcement.backend);
           }
+          await this.reviveConsumer(mine, now);
         } else if (!this.attaching.has(keys.runId)) {
           const reason = this.refused.get(keys.runId);
           if (reason !== undefined) {
@@ -269,17 +275,35 @@ export class RemoteWorker {
       await pool.close();
       return;
     }
-    const lockMs = Math.round(this.options.lockSeconds * 1000);
     const gate = new WeightsGate();
     const feed = new WeightsFeed(
       openClient(this.options.target, `cifar-dp:worker:${this.id}:weights`), this.redis, keys, a.parameterCount, this.options.secret,
       (message) => this.options.log(`Worker ${this.id} on run ${keys.runId}: ${message}`),
     );
     const since = new Date().toISOString();
+    const served = { keys, announcement: a, pool, gate, feed, since, jobs: 0, lastPresence: Date.now(), lastActivity: Date.now(), inFlight: new Set<Promise<unknown>>() };
+    const attached: Attached = Object.assign(served, { bull: this.consumer(served) });
+    this.attached.set(keys.runId, attached);
+    await this.present(keys, 'serving', pool.threads, since, a.backend).catch(() => undefined);
+    this.options.log(
+      `Worker ${this.id}: serving run ${keys.runId} (model ${a.model}, backend ${pool.backend}, ${pool.threads} thread${pool.threads === 1 ? '' : 's'}, ` +
+        `${a.trainCount} training images${a.recipe.augment ? ', augmented' : ''}${a.recipe.labelSmoothing > 0 ? `, label smoothing ${a.recipe.labelSmoothing}` : ''}` +
+        `${a.signed ? ', signed results' : ''}).`,
+    );
+  }
+
+  /** A BullMQ consumer of the run's queue, running, whose jobs ./job-processor.ts serves. */
+  private consumer(attached: Omit<Attached, 'bull'>): Worker {
+    const { keys, pool, feed } = attached;
+    const lockMs = Math.round(this.options.lockSeconds * 1000);
     const bull = new Worker(QUEUE_NAME, (job: Job) => {
+      attached.lastActivity = Date.now();
       const work = this.jobs.process(keys, attached, job);
       attached.inFlight.add(work);
-      void work.catch(() => undefined).finally(() => attached.inFlight.delete(work));
+      void work.catch(() => undefined).finally(() => {
+        attached.inFlight.delete(work);
+        attached.lastActivity = Date.now();
+      });
       return work;
     }, {
       connection: reconnectingOptions(this.options.target, `cifar-dp:worker:${this.id}:bullmq`),
@@ -292,7 +316,6 @@ export class RemoteWorker {
       drainDelay: 2,
       autorun: false,
     });
-    const attached: Attached = { keys, announcement: a, pool, bull, gate, feed, since, jobs: 0, lastPresence: Date.now(), inFlight: new Set() };
     const lastSaid = new Map<string, number>();
     bull.on('error', (error) => {
       // While Redis is away BullMQ reports every reconnection attempt: say each thing once per 30 s.
@@ -307,14 +330,24 @@ export class RemoteWorker {
     if (this.options.verbose) {
       bull.on('failed', (job, error) => this.options.log(`Job ${job?.id} failed here: ${error.message}`));
     }
-    this.attached.set(keys.runId, attached);
-    await this.present(keys, 'serving', pool.threads, since, a.backend).catch(() => undefined);
     void bull.run().catch((error: unknown) => this.options.log(`Worker ${this.id}: BullMQ worker of run ${keys.runId} stopped: ${(error as Error).message}`));
-    this.options.log(
-      `Worker ${this.id}: serving run ${keys.runId} (model ${a.model}, backend ${pool.backend}, ${pool.threads} thread${pool.threads === 1 ? '' : 's'}, ` +
-        `${a.trainCount} training images${a.recipe.augment ? ', augmented' : ''}${a.recipe.labelSmoothing > 0 ? `, label smoothing ${a.recipe.labelSmoothing}` : ''}` +
-        `${a.signed ? ', signed results' : ''}).`,
-    );
+    return bull;
+  }
+
+  /**
+   * BullMQ's consumer can stay blocked on a connection that did not come back after a Redis restart, taking no
+   * job while jobs wait. When this worker has been idle for a while and the run's queue holds waiting jobs, the
+   * consumer is replaced (the jobs in hand, if any, are finished first: only an idle consumer is replaced).
+   */
+  private async reviveConsumer(a: Attached, now: number): Promise<void> {
+    if (a.inFlight.size > 0 || now - a.lastActivity < IDLE_BEFORE_REVIVE_MS) return;
+    a.lastActivity = now; // look again only after another idle spell
+    const waiting = await this.redis.llen(`${a.keys.prefix}:${QUEUE_NAME}:wait`);
+    if (waiting === 0) return;
+    this.options.log(`Worker ${this.id} on run ${a.keys.runId}: ${waiting} job${waiting === 1 ? '' : 's'} waiting but none taken for ${IDLE_BEFORE_REVIVE_MS / 1000} s; restarting the queue consumer.`);
+    const stale = a.bull;
+    a.bull = this.consumer(a);
+    void withDeadline(stale.close(true), 5000, () => new Error('timed out')).catch(() => undefined);
   }
 
   private async detach(runId: string, why: string, force: boolean): Promise<void> {
