@@ -1,7 +1,8 @@
 import test from 'ava';
 import { randomImageSet } from './fixtures/random-image-set.ts';
 import * as tf from '@tensorflow/tfjs-core';
-import { ShardComputer, EVAL_CHUNK } from '../src/compute/shard-computer.ts';
+import { ShardComputer } from '../src/compute/shard-computer.ts';
+import { TFJS_EVAL_CHUNK as EVAL_CHUNK } from '../src/compute/engines/tfjs-engine.ts';
 import { tutorialCnn } from '../src/model/tutorial-cnn.ts';
 import { initialParameters, parameterCount, parameterSlices } from '../src/model/parameter-vector.ts';
 import { IMAGE_BYTES, type ImageSet } from '../src/data/cifar10-dataset.ts';

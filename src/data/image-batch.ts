@@ -19,19 +19,25 @@ function copyImage(images: Uint8Array, index: number, out: Float32Array, at: num
 }
 
 /**
+ * Throws a RangeError naming the first of `indices` that is no image of a set of `count` (its position too):
+ * the one check of image indices, done where a shard's indices come in.
+ */
+export function checkImageIndices(indices: ArrayLike<number>, count: number): void {
+  for (let i = 0; i < indices.length; i++) {
+    const j = indices[i];
+    if (!Number.isInteger(j) || j < 0 || j >= count) throw new RangeError(`Image index ${j} (position ${i}) is outside the ${count} images of the set.`);
+  }
+}
+
+/**
  * Writes images `indices` of `set` as float32 x/255, NHWC, one after another, into `out` (which must hold at
  * least indices.length × 3072 floats) and returns out.subarray(0, indices.length × 3072).
  */
 export function fillImageBatch(set: ImageSet, indices: ArrayLike<number>, out: Float32Array): Float32Array {
   const n = indices.length;
   checkOut(out, n);
-  for (let i = 0; i < n; i++) {
-    const index = indices[i];
-    if (!Number.isInteger(index) || index < 0 || index >= set.count) {
-      throw new RangeError(`fillImageBatch: image index ${index} is outside 0–${set.count - 1}.`);
-    }
-    copyImage(set.images, index, out, i * IMAGE_BYTES);
-  }
+  checkImageIndices(indices, set.count);
+  for (let i = 0; i < n; i++) copyImage(set.images, indices[i], out, i * IMAGE_BYTES);
   return out.subarray(0, n * IMAGE_BYTES);
 }
 

@@ -2,6 +2,7 @@
 // module (source: ./assembly/index.ts; see ./README.md for why and how to rebuild).
 import { BackendError } from '../../errors/index.ts';
 import { WasmModule } from '../../wasm/wasm-module.ts';
+import { checkImageIndices } from '../../data/image-batch.ts';
 
 /** The flat parameter count the module is built for (parameterCount(tutorialCnn)). */
 export const FUSED_TUTORIAL_PARAMETERS = 81_302;
@@ -87,6 +88,7 @@ export class FusedTutorialCnn {
     if (indices.length === 0) throw new RangeError('gradient() needs at least one image index.');
     const P = FUSED_TUTORIAL_PARAMETERS;
     if (out && out.length !== P + 2) throw new RangeError(`gradient() writes ${P + 2} floats, but its output array holds ${out.length}.`);
+    checkImageIndices(indices, count);
     const x = this.x;
     x.beginGradient();
     for (let s = 0; s < indices.length; s += this.chunk) {
@@ -126,16 +128,13 @@ export class FusedTutorialCnn {
     if (!this.loaded) throw new Error('FusedTutorialCnn: call setWeights() before gradient() or evaluate().');
   }
 
-  /** Copies images indices[s..s+n) and their labels into the module's input area, checking each index. */
+  /** Copies images indices[s..s+n) (checked by the caller) and their labels into the module's input area. */
   private stage(images: Uint8Array, labels: Uint8Array, count: number, indices: Int32Array, s: number, n: number): void {
     const x = this.x;
     const input = new Uint8Array(x.memory.buffer, x.inputPtr(), n * IMAGE_BYTES);
     const lab = new Uint8Array(x.memory.buffer, x.labelsPtr(), n);
     for (let i = 0; i < n; i++) {
       const j = indices[s + i];
-      if (!Number.isInteger(j) || j < 0 || j >= count) {
-        throw new RangeError(`Image index ${j} (position ${s + i}) is outside the ${count} images of the set.`);
-      }
       if (labels[j] >= CLASSES) throw new RangeError(`Label ${labels[j]} of image ${j} is not a class 0-${CLASSES - 1}.`);
       input.set(images.subarray(j * IMAGE_BYTES, (j + 1) * IMAGE_BYTES), i * IMAGE_BYTES);
       lab[i] = labels[j];
