@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFloat32LE, writeFloat32LE } from '../fs/float32-le.ts';
 
 /**
  * Binary layout of `checkpoint.bin` (all integers and floats little-endian):
@@ -118,28 +119,6 @@ function arrayEntries(header: unknown): ArrayEntry[] {
 
 function sha256(bytes: Uint8Array): Buffer {
   return createHash('sha256').update(bytes).digest();
-}
-
-const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-function writeFloat32LE(out: Uint8Array, at: number, data: Float32Array): void {
-  if (LITTLE_ENDIAN_HOST) {
-    out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), at);
-    return;
-  }
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  for (let i = 0; i < data.length; i++) view.setFloat32(at + i * 4, data[i], true);
-}
-
-function readFloat32LE(bytes: Uint8Array, at: number, length: number): Float32Array {
-  const out = new Float32Array(length);
-  if (LITTLE_ENDIAN_HOST) {
-    new Uint8Array(out.buffer).set(bytes.subarray(at, at + length * 4));
-    return out;
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let i = 0; i < length; i++) out[i] = view.getFloat32(at + i * 4, true);
-  return out;
 }
 
 /** A float64's exact bits as 16 hex digits: round-trips NaN, ±Infinity and −0, which JSON numbers cannot. */

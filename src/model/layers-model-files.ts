@@ -1,6 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../fs/atomic-write.ts';
+import { float32ToLittleEndian, readFloat32LE } from '../fs/float32-le.ts';
 import { ModelFormatError } from '../errors/index.ts';
 import type { ModelDefinition } from './model-definition.ts';
 import { MODELS, modelByName } from './model-registry.ts';
@@ -77,7 +78,7 @@ export async function loadLayersModelWeights(dir: string): Promise<{ model: Mode
         `(${parameterCount(model)} float32 weights). Save the model again or restore both files from the same run.`,
     );
   }
-  return { model, weights: float32FromLittleEndian(bytes) };
+  return { model, weights: readFloat32LE(bytes, 0, bytes.byteLength / 4) };
 }
 
 async function readOrThrow(file: string): Promise<Buffer> {
@@ -166,25 +167,4 @@ function checkManifest(file: string, json: Record<string, unknown>, model: Model
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-function float32ToLittleEndian(values: Float32Array): Uint8Array {
-  if (LITTLE_ENDIAN_HOST) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-  const out = new Uint8Array(values.length * 4);
-  const view = new DataView(out.buffer);
-  for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i], true);
-  return out;
-}
-
-function float32FromLittleEndian(bytes: Uint8Array): Float32Array {
-  const out = new Float32Array(bytes.byteLength / 4);
-  if (LITTLE_ENDIAN_HOST) {
-    new Uint8Array(out.buffer).set(bytes);
-  } else {
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
-  }
-  return out;
 }
