@@ -14,13 +14,16 @@
 #     resumed run.
 # Needs a Docker engine with compose v2 (docker/engine.sh starts one on Debian), root or the docker group, npm ci
 # done, and a CIFAR-10 folder: $CIFAR10_DIR, else data/cifar-10-batches-bin, else /work/shared/cifar-10-batches-bin.
-# Runs as compose project cifar-dp-e2e (its own containers and volumes; removed at the end). Caches the archive in
+# Runs as compose project cifar-dp-e2e-<pid> with image cifar-dp-trainer:e2e-<pid> (removed at the end, and by
+# the next run if this one was killed). Caches the archive in
 # $E2E_CACHE; E2E_KEEP=1 keeps the logs and model files of a run that passed. Exit status 0: passed; 1: failed; 2: could not run (no engine, no data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 started=$SECONDS
-project=cifar-dp-e2e
+# Its own compose project and image tag per run: runs from several checkouts can share one engine.
+project="cifar-dp-e2e-$$"
+export E2E_TAG="e2e-$$"
 cache="${E2E_CACHE:-/var/cache/cifar-dp-e2e}"
 train_limit="${E2E_TRAIN_LIMIT:-5120}"
 test_limit="${E2E_TEST_LIMIT:-1000}"
@@ -40,8 +43,17 @@ done
 [ -n "$data_dir" ] && [ -f "$data_dir/data_batch_1.bin" ] || cannot "no CIFAR-10 folder (set CIFAR10_DIR)"
 [ -d node_modules/tsx ] || cannot "run npm ci first (the local run needs it)"
 
-cleanup() { compose down -v --remove-orphans -t 5 >/dev/null 2>&1 || true; }
+cleanup() {
+  compose down -v --remove-orphans -t 5 >/dev/null 2>&1 || true
+  docker rmi "cifar-dp-trainer:$E2E_TAG" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
+# What a killed run left behind (its process is gone).
+for stale in $(docker ps -a --format '{{.Label "com.docker.compose.project"}}' | grep -E '^cifar-dp-e2e-[0-9]+$' | sort -u); do
+  kill -0 "${stale##*-}" 2>/dev/null && continue
+  E2E_ARCHIVE=/dev/null docker compose -p "$stale" -f docker-compose.yml -f scripts/compose-e2e.yml down -v -t 1 >/dev/null 2>&1 || true
+  docker rmi "cifar-dp-trainer:e2e-${stale##*-}" >/dev/null 2>&1 || true
+done
 
 # ---- the archive the mirror serves: the CIFAR-10 files as cifar-10-binary.tar.gz would hold them ----
 mkdir -p "$cache"
@@ -73,7 +85,6 @@ grep -oE 'Install checked\. @tensorflow/tfjs-node: (installed|not installed[^"]*
 flags="--train-limit $train_limit --test-limit $test_limit --backend fused"
 export BATCH_SIZE=128 SHARDS=8 TRAINER_SECRET=e2e-secret TRAINER_NAMESPACE=cifar-dp-e2e
 unset REDIS_URL WORKER_CONCURRENCY
-compose down -v --remove-orphans -t 5 >/dev/null 2>&1 || true
 up() { compose up --scale worker=3 --exit-code-from coordinator coordinator worker; } # the README's command
 
 say "run 1: EPOCHS=1 TRAIN_FLAGS='$flags', 3 workers"
