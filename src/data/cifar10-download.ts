@@ -1,16 +1,17 @@
-// Fetches CIFAR-10 (binary version) when the data folder lacks it: download, MD5 check, gunzip + untar into
-// a temporary folder beside the target, then one rename, so the folder is either complete or absent.
+// Fetches CIFAR-10 (binary version) when the data folder lacks it: download (Node's fetch), MD5 check, unpack
+// (the tar package, ./cifar10-archive.ts) into a temporary folder beside the target, then one rename, so the
+// folder is either complete or absent.
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
-import http from 'node:http';
-import https from 'node:https';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { DatasetDownloadError, DatasetError } from '../errors/index.ts';
+import { ProgressBar } from '../terminal/progress-bar.ts';
+import { unpackArchive } from './cifar10-archive.ts';
 import { CIFAR10_FILES, missingCifar10Files } from './cifar10-files.ts';
-import { extractTar } from './tar-extract.ts';
 
 export const CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz';
 export const CIFAR10_MD5 = 'c32a1d4ab5d03f1284b67883e8d87530';
@@ -29,8 +30,6 @@ export interface EnsureCifar10Options {
   /** Give up when the server sends nothing for this long (ms). Default 60,000. */
   readonly idleTimeoutMs?: number;
 }
-
-const MAX_REDIRECTS = 10;
 
 /**
  * Makes sure `dir` holds the CIFAR-10 files. Returns at once when it does; otherwise downloads the archive,
@@ -77,7 +76,7 @@ export async function ensureCifar10(dir: string, opts: EnsureCifar10Options = {}
         log,
       });
     } catch (err) {
-      throw fail(describeNetworkError(err), err);
+      throw fail(describeNetworkError(err, url), err);
     }
     if (got !== md5) {
       throw fail(`the file's MD5 is ${got}, not the expected ${md5} (a damaged or different download)`);
@@ -87,16 +86,7 @@ export async function ensureCifar10(dir: string, opts: EnsureCifar10Options = {}
     const unpacked = path.join(work, 'unpacked');
     await mkdir(unpacked);
     try {
-      // Big chunks: with the default 16 KiB ones, unpacking the real archive takes several times longer.
-      const input = createReadStream(archive, { highWaterMark: 1 << 20 });
-      const gunzip = createGunzip({ chunkSize: 1 << 20 });
-      input.on('error', (err) => gunzip.destroy(err));
-      try {
-        await extractTar(input.pipe(gunzip), unpacked);
-      } finally {
-        input.destroy();
-        gunzip.destroy();
-      }
+      await unpackArchive(archive, unpacked);
     } catch (err) {
       throw fail(`unpacking the archive failed: ${(err as Error).message}`, err);
     }
@@ -167,8 +157,9 @@ async function removeEmptyFolders(from: string, root: string): Promise<void> {
   }
 }
 
-function describeNetworkError(err: unknown): string {
-  const e = err as NodeJS.ErrnoException & { hostname?: string };
+/** Node's fetch reports the network's error as its `cause` (ENOTFOUND, ECONNREFUSED...). */
+function describeNetworkError(err: unknown, url: string): string {
+  const e = ((err as { cause?: unknown }).cause ?? err) as NodeJS.ErrnoException & { hostname?: string };
   switch (e.code) {
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
@@ -176,13 +167,16 @@ function describeNetworkError(err: unknown): string {
     case 'ECONNREFUSED':
       return 'the connection was refused';
     case 'ECONNRESET':
+    case 'UND_ERR_SOCKET':
       return 'the connection was reset';
     case 'ETIMEDOUT':
     case 'ENETUNREACH':
     case 'EHOSTUNREACH':
       return `the server could not be reached (${e.code}; offline?)`;
     default:
-      return e.message || String(err);
+      // fetch refuses a few ports outright (the ones browsers block), with just 'bad port'.
+      if (e.message === 'bad port') return `fetch refuses to connect to port ${new URL(url).port}, one of the ports browsers block`;
+      return e.message || (err as Error).message || String(err);
   }
 }
 
@@ -192,117 +186,60 @@ interface DownloadSettings {
   readonly log: (line: string) => void;
 }
 
-/** GETs `url` (following redirects) into `file`; returns the hex MD5 of what was received. */
+/** GETs `url` (fetch follows redirects) into `file`; returns the hex MD5 of what was received. */
 async function download(url: string, file: string, settings: DownloadSettings): Promise<string> {
-  const response = await get(url, settings.idleTimeoutMs);
-  const lengthHeader = response.headers['content-length'];
-  const total = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
-  const bar = settings.progress ? new ProgressBar(path.basename(new URL(url).pathname) || 'download', total) : undefined;
-  const md5 = createHash('md5');
-  let received = 0;
-  const started = Date.now();
+  const aborter = new AbortController();
+  let idle: NodeJS.Timeout | undefined;
+  const stillWaiting = () => {
+    clearTimeout(idle);
+    idle = setTimeout(() => aborter.abort(new Error(`the server sent nothing for ${settings.idleTimeoutMs / 1000} s`)), settings.idleTimeoutMs);
+  };
+  stillWaiting();
   try {
-    await pipeline(
-      response,
-      async function* (chunks: AsyncIterable<Buffer>) {
-        for await (const chunk of chunks) {
-          md5.update(chunk);
-          received += chunk.length;
-          bar?.update(received);
-          yield chunk;
-        }
-      },
-      createWriteStream(file, { flags: 'wx' }),
-    );
+    let response: Response;
+    try {
+      response = await fetch(url, { signal: aborter.signal, headers: { 'user-agent': 'cifar-dp-trainer' } });
+    } catch (err) {
+      throw aborter.signal.aborted ? aborter.signal.reason : err;
+    }
+    if (response.status !== 200 || !response.body) {
+      throw new Error(`the server answered HTTP ${response.status} ${response.statusText}`.trimEnd() + (response.url !== url ? ` for ${response.url}` : ''));
+    }
+    const lengthHeader = response.headers.get('content-length');
+    const total = lengthHeader !== null && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
+    const name = path.basename(new URL(url).pathname) || 'download';
+    const bar = settings.progress ? new ProgressBar(`${name} {bar} {percentage}%  {mb}/{totalMb} MB  {speed} MB/s`) : undefined;
+    const md5 = createHash('md5');
+    let received = 0;
+    const started = Date.now();
+    const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
+    try {
+      await pipeline(
+        Readable.fromWeb(response.body as WebReadableStream<Uint8Array>),
+        async function* (chunks: AsyncIterable<Buffer>) {
+          for await (const chunk of chunks) {
+            stillWaiting();
+            md5.update(chunk);
+            received += chunk.length;
+            const seconds = Math.max((Date.now() - started) / 1000, 1e-3);
+            bar?.update(received, total ?? received, { mb: mb(received), totalMb: total === undefined ? '?' : mb(total), speed: (received / 1e6 / seconds).toFixed(1) });
+            yield chunk;
+          }
+        },
+        createWriteStream(file, { flags: 'wx' }),
+      );
+    } catch (err) {
+      throw aborter.signal.aborted ? aborter.signal.reason : err;
+    } finally {
+      bar?.clear();
+    }
+    if (total !== undefined && received !== total) {
+      throw new Error(`the connection closed after ${received} of ${total} bytes`);
+    }
+    const seconds = Math.max((Date.now() - started) / 1000, 1e-3);
+    settings.log(`Downloaded ${mb(received)} MB in ${seconds.toFixed(1)} s`);
+    return md5.digest('hex');
   } finally {
-    bar?.finish(received);
-  }
-  if (total !== undefined && received !== total) {
-    throw new Error(`the connection closed after ${received} of ${total} bytes`);
-  }
-  const seconds = Math.max((Date.now() - started) / 1000, 1e-3);
-  settings.log(`Downloaded ${(received / 1e6).toFixed(1)} MB in ${seconds.toFixed(1)} s`);
-  return md5.digest('hex');
-}
-
-/** The 200 response for `url`, after following up to MAX_REDIRECTS redirects. */
-async function get(url: string, idleTimeoutMs: number): Promise<http.IncomingMessage> {
-  let current = new URL(url);
-  for (let hop = 0; ; hop++) {
-    const response = await getOnce(current, idleTimeoutMs);
-    const status = response.statusCode ?? 0;
-    if (status >= 300 && status < 400 && response.headers.location !== undefined) {
-      response.resume();
-      if (hop >= MAX_REDIRECTS) throw new Error(`more than ${MAX_REDIRECTS} redirects`);
-      current = new URL(response.headers.location, current);
-      continue;
-    }
-    if (status !== 200) {
-      response.resume();
-      throw new Error(`the server answered HTTP ${status} ${response.statusMessage ?? ''}`.trimEnd() +
-        (current.href !== url ? ` for ${current.href}` : ''));
-    }
-    return response;
-  }
-}
-
-function getOnce(url: URL, idleTimeoutMs: number): Promise<http.IncomingMessage> {
-  const client = url.protocol === 'https:' ? https : url.protocol === 'http:' ? http : undefined;
-  if (client === undefined) return Promise.reject(new Error(`unsupported protocol ${url.protocol}`));
-  return new Promise((resolve, reject) => {
-    const request = client.get(url, { headers: { 'user-agent': 'cifar-dp-trainer' } }, resolve);
-    request.setTimeout(idleTimeoutMs, () => {
-      request.destroy(new Error(`the server sent nothing for ${idleTimeoutMs / 1000} s`));
-    });
-    request.on('error', reject);
-  });
-}
-
-/**
- * One progress line: `name [#####-----]  45.2%  73.5/162.6 MB  12.3 MB/s` (MB = 10^6 bytes); without a
- * known total, just the MB received and the rate.
- */
-export function formatProgress(
-  name: string,
-  received: number,
-  total: number | undefined,
-  elapsedSeconds: number,
-  barWidth = 24,
-): string {
-  const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
-  const rate = elapsedSeconds > 0 ? received / 1e6 / elapsedSeconds : 0;
-  if (total === undefined || total <= 0) return `${name}  ${mb(received)} MB  ${rate.toFixed(1)} MB/s`;
-  const fraction = Math.min(1, received / total);
-  const filled = Math.round(fraction * barWidth);
-  const bar = '#'.repeat(filled) + '-'.repeat(barWidth - filled);
-  const percent = `${(fraction * 100).toFixed(1)}%`.padStart(6);
-  return `${name} [${bar}] ${percent}  ${mb(received)}/${mb(total)} MB  ${rate.toFixed(1)} MB/s`;
-}
-
-/** Redraws one stderr line at most ten times a second. */
-class ProgressBar {
-  private readonly started = Date.now();
-  private lastDraw = 0;
-
-  constructor(
-    private readonly name: string,
-    private readonly total: number | undefined,
-  ) {}
-
-  update(received: number): void {
-    const now = Date.now();
-    if (now - this.lastDraw < 100) return;
-    this.lastDraw = now;
-    this.draw(received);
-  }
-
-  finish(received: number): void {
-    this.draw(received);
-    process.stderr.write('\n');
-  }
-
-  private draw(received: number): void {
-    const line = formatProgress(this.name, received, this.total, (Date.now() - this.started) / 1000);
-    process.stderr.write(`\r${line}\x1b[K`);
+    clearTimeout(idle);
   }
 }

@@ -17,7 +17,7 @@ import { type EpochMetrics, formatEpochLine } from './metrics-log.ts';
 import { writeEpochOutputs } from './epoch-outputs.ts';
 import { crashPoint } from '../testing/crash-point.ts';
 import { sleep, testDelayMs } from '../testing/test-delay.ts';
-import { ProgressBar } from './progress-bar.ts';
+import { ProgressBar } from '../terminal/progress-bar.ts';
 import { learningRate, type LrScheduleOptions } from './lr-schedule.ts';
 import { evaluateTestSet } from '../eval/test-evaluation.ts';
 
@@ -68,7 +68,7 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
     schedule: settings.lrSchedule, lr: settings.lr, totalSteps: steps * settings.epochs,
     warmupSteps: Math.round(settings.warmupEpochs * steps),
   };
-  const bar = new ProgressBar();
+  const bar = new ProgressBar('epoch {epoch}/{epochs} {bar} {value}/{total} {rate} images/s ETA {eta_formatted}', process.stdout);
   const epochs: EpochMetrics[] = [];
   // Every finished epoch's metrics line, in the checkpoint too: metrics.jsonl is written from it.
   const history: EpochMetrics[] = input.resumeFrom ? [...input.resumeFrom.history] : [];
@@ -125,7 +125,7 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
         input.onStep?.(progress.globalStep, weights);
 
         const elapsed = (performance.now() - epochStarted) / 1000;
-        bar.update(`epoch ${epoch}/${settings.epochs}`, step + 1, steps, elapsed, progress.epochSeen);
+        bar.update(step + 1, steps, { epoch, epochs: settings.epochs, rate: (progress.epochSeen / Math.max(elapsed, 1e-9)).toFixed(0) });
         if (input.stopRequested() && step + 1 < steps) {
           bar.clear();
           progress.elapsedSeconds = elapsed;
