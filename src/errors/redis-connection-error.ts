@@ -1,4 +1,0 @@
-import { TrainerError } from './trainer-error.ts';
-
-/** Redis cannot be reached or refused the connection (address, password, TLS). */
-export class RedisConnectionError extends TrainerError {}
