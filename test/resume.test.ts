@@ -1,5 +1,6 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +8,7 @@ import { writeCifar10Fixture } from './fixtures/cifar10-fixture.ts';
 import { loadCifar10 } from '../src/data/cifar10-dataset.ts';
 import { readCheckpoint } from '../src/checkpoint/checkpoint.ts';
 import { recordRun, settingsFor, sha256 } from './helpers/training-run.ts';
+import { freePort } from './fixtures/redis-harness.ts';
 
 test('a run stopped mid-epoch or after an epoch and resumed ends byte-identical to an uninterrupted run', async (t) => {
   const fixture = await writeCifar10Fixture({ perFile: 6, testCount: 10 }); // 30 images: 3 steps per epoch
@@ -87,4 +89,24 @@ test('--resume with other settings than the checkpoint is refused, naming what d
   t.not(changed.code, 0);
   t.regex(changed.output, /batchSize.*10.*4/s);
   t.notRegex(changed.output, /at .*\.ts:\d+/, 'no stack trace');
+});
+
+test('checks that need no data come first, and a failed start leaves no --out behind', async (t) => {
+  const fixture = await writeCifar10Fixture({ perFile: 2, testCount: 10 });
+  t.teardown(fixture.cleanup);
+  const nowhere = path.join(fixture.root, 'no-data-here');
+  // An unreachable Redis is said before the data set is looked for (it does not exist here).
+  const out = path.join(fixture.root, 'never-created');
+  const port = await freePort();
+  const unreachable = await coordinator(['--data', nowhere, '--out', out, '--redis', `redis://127.0.0.1:${port}`]);
+  t.is(unreachable.code, 1, unreachable.output);
+  t.regex(unreachable.output, new RegExp(`Error: .*redis://127\\.0\\.0\\.1:${port}`));
+  t.notRegex(unreachable.output, /CIFAR-10/);
+  t.false(existsSync(out), 'no empty --out left behind');
+  // A run's checkpoint in --out is refused before the data set is looked for.
+  const taken = path.join(fixture.root, 'taken');
+  t.is((await coordinator(['--data', fixture.dir, '--workers', '1', '--epochs', '1', '--out', taken, '--no-eval'])).code, 0);
+  const refused = await coordinator(['--data', nowhere, '--out', taken]);
+  t.is(refused.code, 2, refused.output);
+  t.regex(refused.output, /already holds a run's checkpoint/);
 });

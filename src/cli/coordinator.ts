@@ -20,6 +20,7 @@ import { train } from '../train/trainer.ts';
 import { evaluateTestSet, formatEvaluation } from '../eval/test-evaluation.ts';
 import { writeFileAtomic } from '../fs/atomic-write.ts';
 import { EVAL_JSON } from '../report/report-data.ts';
+import { checkRedis, parseRedisUrl } from '../pool/redis/connection.ts';
 import { InvalidOptionError } from '../errors/index.ts';
 import { crashPoint } from '../testing/crash-point.ts';
 
@@ -82,14 +83,8 @@ async function main(): Promise<number> {
   if (options.labelSmoothing >= 1) throw new InvalidOptionError(`--label-smoothing must be below 1; got ${options.labelSmoothing}.`);
   if (options.resume && options.overwrite) throw new InvalidOptionError('--resume and --overwrite contradict each other; pass one.');
 
-  // Data: download when absent, validate, and say what we have, as the tutorial does.
-  await ensureCifar10(options.data, { log: (line) => console.log(line) });
-  // Remote workers hold their own copies of the images: the coordinator then keeps only labels (~180 MB less).
-  const dataset = await loadCifar10(options.data, { trainLimit: options.trainLimit, testLimit: options.testLimit, pixels: !options.redis });
-  console.log(`Classes: ${JSON.stringify(Object.fromEntries(dataset.classNames.map((n, i) => [n, i])))}`);
-  console.log(`Train: ${dataset.train.count}×32×32×3   Test: ${dataset.test.count}×32×32×3   (from ${dataset.dir})`);
-
-  // An existing run in --out is continued with --resume, replaced with --overwrite, and never silently lost.
+  // What needs no data is checked first: an existing run in --out is continued with --resume, replaced with
+  // --overwrite, and never silently lost; a --redis that does not answer is said before minutes of loading.
   const existing = await fs.stat(checkpointPath(options.out)).then(() => true, () => false);
   if (existing && !options.resume && !options.overwrite) {
     throw new InvalidOptionError(
@@ -97,10 +92,17 @@ async function main(): Promise<number> {
     );
   }
   const resumeFrom = options.resume ? await readCheckpoint(options.out) : undefined;
-  if (options.overwrite) {
-    await fs.rm(path.join(options.out, 'metrics.jsonl'), { force: true });
-  }
-  await fs.mkdir(options.out, { recursive: true });
+  if (options.redis) await checkRedis(parseRedisUrl(options.redis));
+
+  // Data: download when absent, validate, and say what we have, as the tutorial does.
+  await ensureCifar10(options.data, { log: (line) => console.log(line) });
+  // Remote workers hold their own copies of the images: the coordinator then keeps only labels (~180 MB less).
+  const dataset = await loadCifar10(options.data, { trainLimit: options.trainLimit, testLimit: options.testLimit, pixels: !options.redis });
+  console.log(`Classes: ${JSON.stringify(Object.fromEntries(dataset.classNames.map((n, i) => [n, i])))}`);
+  console.log(`Train: ${dataset.train.count}×32×32×3   Test: ${dataset.test.count}×32×32×3   (from ${dataset.dir})`);
+
+  // --out itself is created by the first checkpoint, so a run that fails to start leaves no empty folder.
+  if (options.overwrite) await fs.rm(path.join(options.out, 'metrics.jsonl'), { force: true });
   // eval.json describes the weights it was computed from: once training changes them, it is stale until the
   // final evaluation writes it again.
   if (!resumeFrom || resumeFrom.progress.epochsDone < options.epochs) await fs.rm(path.join(options.out, EVAL_JSON), { force: true });
