@@ -7,6 +7,20 @@ import type * as tf from '@tensorflow/tfjs-core';
  */
 export type ParameterKind = 'parameter' | 'running-mean' | 'running-variance';
 
+/**
+ * How a tensor starts when a run does not start from saved weights:
+ * - 'fan-in' (default): PyTorch's default for Conv2d and Linear, uniform ±1/√fanIn, drawn from the run's seed;
+ * - 'ones' / 'zeros': constants (PyTorch's BatchNorm2d: gamma and running variance 1, beta and running mean 0);
+ * - 'dirac': 'fan-in', then torch.nn.init.dirac_ on the first C_in filters of a conv kernel (airbench's 3×3 convs);
+ * - { constant }: exactly these values (a frozen normalisation layer's diag(1/std) and −mean/std);
+ * - { whitening }: airbench's whitening filters of a 2×2 conv, computed from the first `images` training
+ *   images normalised with `mean`/`std` (src/model/whitening-init.ts): bit-identical on every machine.
+ */
+export type ParameterInit =
+  | 'fan-in' | 'ones' | 'zeros' | 'dirac'
+  | { readonly constant: readonly number[] }
+  | { readonly whitening: { readonly images: number; readonly eps: number; readonly mean: readonly number[]; readonly std: readonly number[] } };
+
 /** One tensor of a model, in TensorFlow.js layout (conv kernels [kh, kw, in, out], dense [in, out]). */
 export interface ParameterSpec {
   /** Keras weight name as written into model.json, e.g. `conv1/kernel`. */
@@ -16,11 +30,18 @@ export interface ParameterSpec {
   readonly fanIn: number;
   /** Default 'parameter'. */
   readonly kind?: ParameterKind;
+  /** Initial value (default 'fan-in'). */
+  readonly init?: ParameterInit;
+  /** The Keras layer it belongs to, and what it is there ('kernel', 'bias', 'gamma', 'beta', ...): recipes group tensors by these. */
+  readonly layer?: string;
+  readonly role?: string;
+  /** Never changed by the optimizer (a Keras layer with `trainable: false`, or a weight the model file freezes). Default false. */
+  readonly frozen?: boolean;
   /**
-   * Initial value: 'fan-in' (default) uniform ±1/√fanIn; 'ones' / 'zeros' as PyTorch's BatchNorm2d
-   * (gamma and running variance 1, beta and running mean 0).
+   * A running statistic's momentum, PyTorch's convention: running ← (1 − m)·running + m·batch value (Keras's
+   * BatchNormalization momentum is 1 − m). Default 0.1, PyTorch's BatchNorm2d.
    */
-  readonly init?: 'fan-in' | 'ones' | 'zeros';
+  readonly momentum?: number;
 }
 
 /** One row of `--summary` (as torchsummary prints). */

@@ -102,8 +102,10 @@ export interface WhiteningInit {
  * The whitening kernel from `count` NHWC byte images: filter k (k < 12) = eigenvector k / √(eigenvalue k + eps)
  * (eigenvalues descending), filter 12 + k = −filter k. The layer's bias starts at 0 (airbench zeroes it).
  */
-export function whiteningInit(images: Uint8Array, count: number, eps = WHITENING_EPS): WhiteningInit {
-  const covariance = patchCovariance(images, count);
+export function whiteningInit(
+  images: Uint8Array, count: number, eps = WHITENING_EPS, mean: readonly number[] = CIFAR10_MEAN, std: readonly number[] = CIFAR10_STD,
+): WhiteningInit {
+  const covariance = patchCovariance(images, count, mean, std);
   const eigen = symmetricEigen(covariance, PATCH_VALUES);
   const K = PATCH_VALUES;
   const out = 2 * K;

@@ -19,15 +19,31 @@ export function runningStatisticRanges(model: ModelDefinition): ParameterRange[]
     .map(({ offset, size }) => [offset, offset + size] as const);
 }
 
+/** A running statistic's entries and its momentum (PyTorch's convention: the weight of the new value). */
+export interface RunningStatistic {
+  readonly range: ParameterRange;
+  readonly momentum: number;
+}
+
+/** Every running statistic of the model, in parameter order, with its layer's momentum (default 0.1). */
+export function runningStatistics(model: ModelDefinition): RunningStatistic[] {
+  return parameterSlices(model)
+    .filter(({ spec }) => !isTrainable(spec))
+    .map(({ spec, offset, size }) => ({ range: [offset, offset + size] as const, momentum: spec.momentum ?? BN_MOMENTUM }));
+}
+
 /**
- * weights[i] ← (1 − momentum)·weights[i] + momentum·batchValue[i] for every i in `ranges`; `batchValue` is the
- * averaged shard results (the same vector Adam reads its gradient from). float64 arithmetic, stored as float32.
+ * weights[i] ← (1 − momentum)·weights[i] + momentum·batchValue[i] for every i of each statistic (`ranges` at
+ * one momentum, or statistics each with its own); `batchValue` is the averaged shard results (the same vector
+ * the optimizer reads its gradient from). float64 arithmetic, stored as float32.
  */
 export function updateRunningStatistics(
-  weights: Float32Array, batchValue: Float32Array, ranges: readonly ParameterRange[], momentum = BN_MOMENTUM,
+  weights: Float32Array, batchValue: Float32Array, statistics: readonly (RunningStatistic | ParameterRange)[], momentum = BN_MOMENTUM,
 ): void {
-  const keep = 1 - momentum;
-  for (const [start, end] of ranges) {
-    for (let i = start; i < end; i++) weights[i] = keep * weights[i] + momentum * batchValue[i];
+  for (const statistic of statistics) {
+    const [start, end] = 'range' in statistic ? statistic.range : statistic;
+    const m = 'range' in statistic ? statistic.momentum : momentum;
+    const keep = 1 - m;
+    for (let i = start; i < end; i++) weights[i] = keep * weights[i] + m * batchValue[i];
   }
 }

@@ -11,7 +11,7 @@ import { Optimizer } from './optimizer/optimizer.ts';
 import { batchIndices, cutIntoShards, epochPermutation, stepsPerEpoch } from './batch-plan.ts';
 import { shardCorrect, shardLossSum } from '../pool/shard-result.ts';
 import { initialParameters } from '../model/parameter-vector.ts';
-import { runningStatisticRanges, updateRunningStatistics } from './batch-norm-state.ts';
+import { runningStatistics as runningStatisticsOf, updateRunningStatistics } from './batch-norm-state.ts';
 import { type Checkpoint, type RunProgress, writeCheckpoint } from '../checkpoint/checkpoint.ts';
 import { type EpochMetrics, formatEpochLine } from './metrics-log.ts';
 import { writeEpochOutputs } from './epoch-outputs.ts';
@@ -60,7 +60,8 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
   });
   const { weights, state: adam } = optimizer;
   // Batch norm's running statistics (the tutorial has none): entries of `weights` that Adam skips.
-  const runningStatistics = runningStatisticRanges(input.model);
+  const runningStatistics = runningStatisticsOf(input.model);
+  const statisticRanges = runningStatistics.map((s) => s.range);
   const progress: RunProgress = input.resumeFrom
     ? { ...input.resumeFrom.progress }
     : { epochsDone: 0, stepInEpoch: 0, globalStep: 0, epochLossSum: 0, epochCorrect: 0, epochSeen: 0, elapsedSeconds: 0 };
@@ -115,7 +116,7 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
         // 4. Adam on the flat parameter vector; batch norm's running statistics instead take in the shards'
         //    averaged batch statistics (see batch-norm-state.ts). Then publish the new weights as the next version.
         const lr = learningRate(progress.globalStep, schedule);
-        optimizer.adamStep({ lr, beta1: settings.beta1, beta2: settings.beta2, eps: settings.eps, weightDecay: settings.weightDecay }, runningStatistics);
+        optimizer.adamStep({ lr, beta1: settings.beta1, beta2: settings.beta2, eps: settings.eps, weightDecay: settings.weightDecay }, statisticRanges);
         updateRunningStatistics(weights, optimizer.gradient, runningStatistics);
         progress.globalStep += 1;
         progress.stepInEpoch = step + 1;
