@@ -44,6 +44,7 @@ export async function checkpointStart(outDir: string, model: ModelDefinition): P
         `the benchmark trains the ${model.name} model (${parameterCount(model)} weights).`,
     );
   }
+  if (!checkpoint.adam) throw new BenchError(`--checkpoint: ${checkpointPath(outDir)} is a run with --optimizer ${settings.optimizer}; the benchmark trains with Adam.`);
   return {
     weights: checkpoint.weights,
     adam: checkpoint.adam,

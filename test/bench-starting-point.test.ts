@@ -1,6 +1,7 @@
 // Where the benchmark's training points start (bench/starting-point.ts): fresh weights, or a run's checkpoint —
 // real checkpoint files written by the trainer's own writer, and the ways a --checkpoint folder can be wrong.
 import test from 'ava';
+import { TUTORIAL_RECIPE } from '../src/train/run-settings.ts';
 import { mkdtemp, rm, truncate } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,7 +23,7 @@ function floats(n: number, seed: number): Float32Array {
 function settings(model: string, count: number): RunSettings {
   return {
     model, parameterCount: count, seed: 1, batchSize: 10, shards: 2, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, epochs: 10,
-    lrSchedule: 'constant', warmupEpochs: 0, weightDecay: 0, augment: false, labelSmoothing: 0, trainCount: 50_000, testCount: 10_000,
+    ...TUTORIAL_RECIPE, trainCount: 50_000, testCount: 10_000,
     dataFingerprint: 'a'.repeat(64), backend: 'fused',
   };
 }

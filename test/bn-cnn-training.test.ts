@@ -27,7 +27,7 @@ test('bn-cnn: weights and running statistics after every step are byte-identical
   const fixture = await writeCifar10Fixture({ perFile: 4, testCount: 10 }); // 20 images: steps of 8, 8, 4
   t.teardown(fixture.cleanup);
   const dataset = await loadCifar10(fixture.dir);
-  const settings = settingsFor(dataset, { model: 'bn-cnn', batchSize: 8, shards: 3, epochs: 1, augment: true });
+  const settings = settingsFor(dataset, { model: 'bn-cnn', batchSize: 8, shards: 3, epochs: 1, augmentation: 'crop-flip' });
 
   const reference = await recordRun(dataset, settings, { threads: 1 });
   t.is(reference.stepHashes.length, 3);
@@ -93,7 +93,7 @@ test('bn-cnn: a run stopped mid-epoch and resumed ends byte-identical to an unin
   const fixture = await writeCifar10Fixture({ perFile: 4, testCount: 10 }); // 20 images: 3 steps per epoch
   t.teardown(fixture.cleanup);
   const dataset = await loadCifar10(fixture.dir);
-  const settings = settingsFor(dataset, { model: 'bn-cnn', batchSize: 8, shards: 2, epochs: 2, augment: true });
+  const settings = settingsFor(dataset, { model: 'bn-cnn', batchSize: 8, shards: 2, epochs: 2, augmentation: 'crop-flip' });
   const straight = await recordRun(dataset, settings, { threads: 2 });
 
   const outDir = await fs.mkdtemp(path.join(os.tmpdir(), 'bn-resume-'));

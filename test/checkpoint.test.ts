@@ -25,7 +25,16 @@ const SETTINGS: RunSettings = {
   lrSchedule: 'constant',
   warmupEpochs: 0,
   weightDecay: 0,
-  augment: false,
+  optimizer: 'adam',
+  momentum: 0,
+  nesterov: false,
+  biasLrScale: 1,
+  lossReduction: 'mean',
+  layerEpochs: '',
+  lookahead: false,
+  tta: false,
+  augmentation: 'none',
+  dropLast: false,
   labelSmoothing: 0,
   trainCount: 50_000,
   testCount: 10_000,
@@ -86,11 +95,11 @@ test('a checkpoint round-trips byte for byte', async (t) => {
   t.deepEqual(read.settings, written.settings);
   t.deepEqual(read.progress, written.progress);
   t.is(read.progress.epochLossSum, written.progress.epochLossSum);
-  t.is(read.adam.step, written.adam.step);
+  t.is(read.adam!.step, written.adam!.step);
   t.deepEqual(read.history, written.history);
   t.true(bytesOf(read.weights).equals(bytesOf(written.weights)));
-  t.true(bytesOf(read.adam.m).equals(bytesOf(written.adam.m)));
-  t.true(bytesOf(read.adam.v).equals(bytesOf(written.adam.v)));
+  t.true(bytesOf(read.adam!.m).equals(bytesOf(written.adam!.m)));
+  t.true(bytesOf(read.adam!.v).equals(bytesOf(written.adam!.v)));
 
   // Writing what was read gives the very same file.
   const first = await readFile(checkpointPath(out));
@@ -225,8 +234,8 @@ test('assertCheckpointMatches lists every differing setting with both values, bu
   const scheduled = { ...checkpoint, settings: { ...SETTINGS, lrSchedule: 'cosine' as const } };
   const grown = t.throws(() => assertCheckpointMatches(scheduled, { ...SETTINGS, lrSchedule: 'cosine', epochs: 20 }), { instanceOf: CheckpointError });
   t.regex(grown!.message, /epochs \(--epochs\): checkpoint 10, this run 20/);
-  const augmented = t.throws(() => assertCheckpointMatches(checkpoint, { ...SETTINGS, augment: true }), { instanceOf: CheckpointError });
-  t.regex(augmented!.message, /augment \(--augment\): checkpoint false, this run true/);
+  const augmented = t.throws(() => assertCheckpointMatches(checkpoint, { ...SETTINGS, augmentation: 'crop-flip' }), { instanceOf: CheckpointError });
+  t.regex(augmented!.message, /augmentation \(--augmentation\): checkpoint "none", this run "crop-flip"/);
   t.regex(several!.message, /backend \(--backend\): checkpoint "wasm", this run "cpu"/);
   t.regex(several!.message, /dataFingerprint/);
   t.notRegex(several!.message, /batchSize/);
@@ -271,7 +280,7 @@ test('a failed atomic write leaves the old file and no temp file', async (t) => 
 test('writing an inconsistent checkpoint is refused', async (t) => {
   const dir = await tempDir(t);
   const bad = sampleCheckpoint();
-  bad.adam.m = new Float32Array(5);
+  bad.adam!.m = new Float32Array(5);
   const error = await t.throwsAsync(writeCheckpoint(dir, bad), { instanceOf: CheckpointError });
   t.regex(error!.message, /adam\.m has 5 values/);
   await t.throwsAsync(readCheckpoint(dir), { instanceOf: CheckpointError, message: /nothing to resume/ });

@@ -17,7 +17,7 @@ for (const backend of ['fused', 'wasm', 'cpu'] as const) {
     const weights = new Float32Array(P);
     weights.set(lcgFloats(10, ref.logitsSeed, ref.logitsScale), P - 10);
     const computer = await ShardComputer.create(tutorialCnn, { train, test: randomImageSet(2, 4) }, backend, {
-      recipe: { seed: 1, augment: false, labelSmoothing: ref.smoothing },
+      recipe: { seed: 1, augmentation: 'none', labelSmoothing: ref.smoothing, stepsPerEpoch: 1 },
     });
     computer.setWeights(weights);
     const result = computer.gradient(Int32Array.from(ref.labels.keys()));

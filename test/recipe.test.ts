@@ -58,7 +58,7 @@ for (const backend of ['fused', 'wasm'] as const) {
     const test = randomSet(4, 3);
     const indices = Int32Array.of(7, 2, 19, 2);
     const w = initialParameters(tutorialCnn, 4);
-    const augmented = await ShardComputer.create(tutorialCnn, { train, test }, backend, { recipe: { seed: 11, augment: true, labelSmoothing: 0 } });
+    const augmented = await ShardComputer.create(tutorialCnn, { train, test }, backend, { recipe: { seed: 11, augmentation: 'crop-flip', labelSmoothing: 0, stepsPerEpoch: 1 } });
     augmented.setWeights(w);
     const got = augmented.gradient(indices, 5);
     t.deepEqual(augmented.gradient(indices, 5), got, 'same step, same bytes');
@@ -77,7 +77,7 @@ test.serial('label smoothing: fused and tfjs agree, and the loss is the smoothed
   const test = randomSet(4, 6);
   const indices = Int32Array.from({ length: 16 }, (_, i) => i);
   const w = initialParameters(tutorialCnn, 8);
-  const recipe = { seed: 1, augment: false, labelSmoothing: 0.1 };
+  const recipe = { seed: 1, augmentation: 'none', labelSmoothing: 0.1, stepsPerEpoch: 1 } as const;
   const fused = await ShardComputer.create(tutorialCnn, { train, test }, 'fused', { recipe });
   const cpu = await ShardComputer.create(tutorialCnn, { train, test }, 'cpu', { recipe });
   const plain = await ShardComputer.create(tutorialCnn, { train, test }, 'fused');
@@ -119,7 +119,7 @@ test('with augmentation and label smoothing, weights after every step are byte-i
   const fixture = await writeCifar10Fixture({ perFile: 6, testCount: 10 });
   t.teardown(fixture.cleanup);
   const dataset = await loadCifar10(fixture.dir);
-  const settings = settingsFor(dataset, { backend: 'fused', augment: true, labelSmoothing: 0.1, epochs: 2, shards: 3 });
+  const settings = settingsFor(dataset, { backend: 'fused', augmentation: 'crop-flip', labelSmoothing: 0.1, epochs: 2, shards: 3 });
   const one = await recordRun(dataset, settings, { threads: 1 });
   const two = await recordRun(dataset, settings, { threads: 2 });
   t.deepEqual(two.stepHashes, one.stepHashes);

@@ -57,7 +57,7 @@ function sameBytes(a: readonly Float32Array[], b: readonly Float32Array[]): bool
 }
 
 test('gradients and evaluations over Redis equal a local thread\'s bit for bit, with the run\'s recipe', async (t) => {
-  const recipe = { seed: 11, augment: true, labelSmoothing: 0.1 };
+  const recipe = { seed: 11, augmentation: 'crop-flip', labelSmoothing: 0.1, stepsPerEpoch: 2 } as const;
   const { model, P, worker, remote, local, lines, closeRemote } = await remoteAndLocal(t, {
     name: 'pool', concurrency: 2, backend: 'wasm', shardTimeoutSeconds: 60, recipe,
   });
@@ -86,7 +86,7 @@ test('gradients and evaluations over Redis equal a local thread\'s bit for bit, 
   t.true(traffic.resultBytes < 6 * ((P + 2) * 4 + 1024) + 4096, `results ${traffic.resultBytes} bytes`);
   t.is(traffic.jobs, 8);
   t.deepEqual(remote.rejectedResults(), {});
-  t.regex(worker.output(), /serving run \S+ \(model tutorial, backend wasm, 2 threads, 40 training images, augmented, label smoothing 0\.1\)/);
+  t.regex(worker.output(), /serving run \S+ \(model tutorial, backend wasm, 2 threads, 40 training images, crop-flip augmentation, label smoothing 0\.1\)/);
 
   t.deepEqual(await closeRemote(), []);
   t.regex(lines.join('\n'), /Run \S+ announced/);

@@ -36,9 +36,9 @@ export default async function run(task: ThreadTask): Promise<HelloReply | null> 
           weights.loadInto(c, version);
           c.gradient(indices, step, out);
         },
-        evaluate(version, start, end) {
+        evaluate(version, start, end, tta) {
           weights.loadInto(c, version);
-          return c.evaluate(start, end);
+          return c.evaluate(start, end, tta);
         },
       });
       return null;

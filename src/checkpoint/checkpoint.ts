@@ -2,7 +2,8 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CheckpointError } from '../errors/index.ts';
 import { writeFileAtomic } from '../fs/atomic-write.ts';
-import type { RunSettings } from '../train/run-settings.ts';
+import { type RunSettings, TUTORIAL_RECIPE } from '../train/run-settings.ts';
+import type { SgdState } from '../train/sgd.ts';
 import { type EpochMetrics, metricsPath } from '../train/metrics-log.ts';
 import { decodeFile, encodeFile, float64FromHex, float64ToHex, FormatProblem } from './checkpoint-format.ts';
 
@@ -21,7 +22,12 @@ export interface Checkpoint {
   settings: RunSettings;
   progress: RunProgress;
   weights: Float32Array;
-  adam: { m: Float32Array; v: Float32Array; step: number };
+  /** Adam's moments and step count (runs with --optimizer adam). */
+  adam?: { m: Float32Array; v: Float32Array; step: number };
+  /** SGD's momentum buffer, the ranges that have one yet, and its step count (--optimizer sgd). */
+  sgd?: SgdState;
+  /** The lookahead's moving average of the weights (--lookahead). */
+  lookahead?: Float32Array;
   /**
    * The metrics line of every finished epoch (epochsDone of them, in order). metrics.jsonl is written from
    * this, so an epoch the checkpoint counts as done never lacks its line, whenever the process died.
@@ -31,9 +37,13 @@ export interface Checkpoint {
 
 export const CHECKPOINT_FILE = 'checkpoint.bin';
 const FORMAT = 'cifar-dp-checkpoint';
-const VERSION = 2;
-/** Version 1 had no epoch history: it is read from metrics.jsonl instead (see readCheckpoint). */
-const READABLE_VERSIONS = [1, 2];
+const VERSION = 3;
+/**
+ * Version 1 had no epoch history (it is read from metrics.jsonl instead, see readCheckpoint); versions 1 and 2
+ * knew only Adam and the crop-and-flip augmentation as a boolean `augment` (their runs had the tutorial's
+ * values of every later setting).
+ */
+const READABLE_VERSIONS = [1, 2, 3];
 
 /** Type of every RunSettings field; typed so a new field in RunSettings fails to compile until listed here. */
 const SETTING_TYPES: { readonly [K in keyof RunSettings]-?: 'string' | 'number' | 'boolean' } = {
@@ -50,8 +60,17 @@ const SETTING_TYPES: { readonly [K in keyof RunSettings]-?: 'string' | 'number' 
   lrSchedule: 'string',
   warmupEpochs: 'number',
   weightDecay: 'number',
-  augment: 'boolean',
+  optimizer: 'string',
+  momentum: 'number',
+  nesterov: 'boolean',
+  biasLrScale: 'number',
+  lossReduction: 'string',
+  layerEpochs: 'string',
+  lookahead: 'boolean',
+  tta: 'boolean',
+  augmentation: 'string',
   labelSmoothing: 'number',
+  dropLast: 'boolean',
   trainCount: 'number',
   testCount: 'number',
   dataFingerprint: 'string',
@@ -74,8 +93,17 @@ const SETTING_FLAGS: { readonly [K in keyof RunSettings]-?: string } = {
   lrSchedule: '--lr-schedule',
   warmupEpochs: '--warmup-epochs',
   weightDecay: '--weight-decay',
-  augment: '--augment',
+  optimizer: '--optimizer',
+  momentum: '--momentum',
+  nesterov: '--nesterov',
+  biasLrScale: '--bn-bias-lr-scale',
+  lossReduction: '--loss-reduction',
+  layerEpochs: '--train-layer-epochs',
+  lookahead: '--lookahead',
+  tta: '--tta',
+  augmentation: '--augmentation',
   labelSmoothing: '--label-smoothing',
+  dropLast: '--drop-last',
   trainCount: '--train-limit',
   testCount: '--test-limit',
   dataFingerprint: '--data (the data set files differ)',
@@ -92,10 +120,14 @@ export function checkpointPath(outDir: string): string {
 /** Writes `<outDir>/checkpoint.bin` atomically (creating outDir): a crash leaves the previous checkpoint intact. */
 export async function writeCheckpoint(outDir: string, checkpoint: Checkpoint): Promise<void> {
   const file = checkpointPath(outDir);
-  const { settings, progress, weights, adam, history } = checkpoint;
+  const { settings, progress, weights, adam, sgd, lookahead, history } = checkpoint;
   const problems = [...settingsProblems(settings), ...progressProblems(progress), ...historyProblems(history, progress.epochsDone)];
-  if (!Number.isSafeInteger(adam.step) || adam.step < 0) problems.push(`adam.step is ${adam.step}`);
-  for (const [name, array] of [['weights', weights], ['adam.m', adam.m], ['adam.v', adam.v]] as const) {
+  if (settings.optimizer === 'adam' && !adam) problems.push('an Adam run without Adam\'s state');
+  if (settings.optimizer === 'sgd' && !sgd) problems.push('an SGD run without its momentum buffer');
+  if (settings.lookahead !== (lookahead !== undefined)) problems.push(`lookahead ${settings.lookahead ? 'on without its average' : 'off with an average'}`);
+  for (const step of [adam?.step, sgd?.step]) if (step !== undefined && (!Number.isSafeInteger(step) || step < 0)) problems.push(`an optimizer step count of ${step}`);
+  const arrays = stateArrays(checkpoint);
+  for (const [name, array] of arrays) {
     if (array.length !== settings.parameterCount) problems.push(`${name} has ${array.length} values, expected ${settings.parameterCount}`);
   }
   if (problems.length > 0) throw new CheckpointError(`Refusing to write an inconsistent checkpoint to ${file}: ${problems.join('; ')}.`);
@@ -107,14 +139,11 @@ export async function writeCheckpoint(outDir: string, checkpoint: Checkpoint): P
     // Readable copy; the exact values of the doubles are in `float64Bits`.
     progress: { ...pick(progress), ...Object.fromEntries(DOUBLES.map((k) => [k, Number.isFinite(progress[k]) ? progress[k] : null])) },
     float64Bits: Object.fromEntries(DOUBLES.map((k) => [k, float64ToHex(progress[k])])),
-    adamStep: adam.step,
+    ...(adam ? { adamStep: adam.step } : {}),
+    ...(sgd ? { sgdStep: sgd.step, sgdStarted: sgd.started } : {}),
     history,
   };
-  const bytes = encodeFile(header, [
-    { name: 'weights', length: weights.length, data: weights },
-    { name: 'adam.m', length: adam.m.length, data: adam.m },
-    { name: 'adam.v', length: adam.v.length, data: adam.v },
-  ]);
+  const bytes = encodeFile(header, arrays.map(([name, data]) => ({ name, length: data.length, data })));
   await mkdir(outDir, { recursive: true });
   await writeFileAtomic(file, bytes);
 }
@@ -150,7 +179,7 @@ export async function readCheckpoint(outDir: string): Promise<Checkpoint> {
   if (header.format !== FORMAT || !READABLE_VERSIONS.includes(header.version as number)) {
     throw corrupt(`its header is not a version ${READABLE_VERSIONS.join(' or ')} ${FORMAT} (format ${JSON.stringify(header.format)}, version ${JSON.stringify(header.version)})`);
   }
-  const settings = header.settings as RunSettings;
+  const settings = upgradeSettings(header.settings, header.version as number);
   const progressIn = header.progress as Record<string, unknown>;
   const bits = header.float64Bits as Record<string, unknown>;
   if (!isRecord(settings) || !isRecord(progressIn) || !isRecord(bits)) throw corrupt('its header lacks settings or progress');
@@ -161,16 +190,22 @@ export async function readCheckpoint(outDir: string): Promise<Checkpoint> {
     progress[k] = value;
   }
   const problems = [...settingsProblems(settings), ...progressProblems(progress)];
-  const step = header.adamStep;
-  if (typeof step !== 'number' || !Number.isSafeInteger(step) || step < 0) problems.push(`adamStep is ${JSON.stringify(step)}`);
   const arrays = decoded.arrays;
-  if (arrays.size !== 3) problems.push(`it holds ${arrays.size} arrays, expected 3 (weights, adam.m, adam.v)`);
-  for (const name of ['weights', 'adam.m', 'adam.v']) {
+  const adam = settings.optimizer === 'adam';
+  const expected = ['weights', ...(adam ? ['adam.m', 'adam.v'] : ['sgd.momentum']), ...(settings.lookahead ? ['lookahead.ema'] : [])];
+  if (arrays.size !== expected.length) problems.push(`it holds ${arrays.size} arrays, expected ${expected.length} (${expected.join(', ')})`);
+  for (const name of expected) {
     const array = arrays.get(name);
     if (!array) problems.push(`it has no ${name}`);
     else if (array.length !== settings.parameterCount) {
       problems.push(`${name} has ${array.length} values, but the model has ${settings.parameterCount} parameters`);
     }
+  }
+  const step = adam ? header.adamStep : header.sgdStep;
+  if (typeof step !== 'number' || !Number.isSafeInteger(step) || step < 0) problems.push(`${adam ? 'adamStep' : 'sgdStep'} is ${JSON.stringify(step)}`);
+  const started = header.sgdStarted;
+  if (!adam && !(Array.isArray(started) && started.every((r) => Array.isArray(r) && r.length === 2 && r.every((v) => Number.isSafeInteger(v) && v >= 0)))) {
+    problems.push('its SGD state does not say which ranges have a momentum buffer');
   }
   const complete = header.version !== 1;
   const history = complete ? header.history : await historyFromMetricsFile(outDir, progress.epochsDone);
@@ -181,9 +216,30 @@ export async function readCheckpoint(outDir: string): Promise<Checkpoint> {
     settings: Object.fromEntries(SETTING_KEYS.map((k) => [k, settings[k]])) as unknown as RunSettings,
     progress,
     weights: arrays.get('weights')!,
-    adam: { m: arrays.get('adam.m')!, v: arrays.get('adam.v')!, step: step as number },
+    ...(adam
+      ? { adam: { m: arrays.get('adam.m')!, v: arrays.get('adam.v')!, step: step as number } }
+      : { sgd: { momentum: arrays.get('sgd.momentum')!, started: started as [number, number][], step: step as number } }),
+    ...(settings.lookahead ? { lookahead: arrays.get('lookahead.ema')! } : {}),
     history: history as EpochMetrics[],
   };
+}
+
+/** The checkpoint's float arrays by name, in the order they are written. */
+function stateArrays(checkpoint: Checkpoint): [string, Float32Array][] {
+  const { weights, adam, sgd, lookahead } = checkpoint;
+  return [
+    ['weights', weights],
+    ...(adam ? ([['adam.m', adam.m], ['adam.v', adam.v]] as [string, Float32Array][]) : []),
+    ...(sgd ? ([['sgd.momentum', sgd.momentum]] as [string, Float32Array][]) : []),
+    ...(lookahead ? ([['lookahead.ema', lookahead]] as [string, Float32Array][]) : []),
+  ];
+}
+
+/** Settings as this version names them, from a checkpoint of any readable version. */
+function upgradeSettings(settings: unknown, version: number): RunSettings {
+  if (version >= 3 || !isRecord(settings)) return settings as RunSettings;
+  const { augment, ...rest } = settings;
+  return { ...TUTORIAL_RECIPE, ...rest, augmentation: augment === true ? 'crop-flip' : 'none' } as unknown as RunSettings;
 }
 
 /**

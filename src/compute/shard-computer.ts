@@ -6,12 +6,18 @@ import type { EvalResult } from '../pool/worker-pool.ts';
 import { shardResultLength } from '../pool/shard-result.ts';
 import { BackendError, DatasetError } from '../errors/index.ts';
 import { augmentShard } from '../data/augmentation.ts';
+import { flipTranslateShard } from '../data/flip-translate-augmentation.ts';
+import { epochOfStep } from '../train/batch-plan.ts';
 import { initBackend, type BackendChoice, type BackendName } from './backend.ts';
 import { hasFusedImplementation } from './fused/fused-tutorial-cnn.ts';
 import { PLAIN_RECIPE, type TrainingRecipe } from './training-recipe.ts';
 import type { NetworkEngine } from './engines/network-engine.ts';
 import { FusedEngine } from './engines/fused-engine.ts';
 import { TfjsEngine } from './engines/tfjs-engine.ts';
+import { TTA_VIEWS, combineTtaLogits, ttaViews, type TtaLevel } from '../eval/test-time-augmentation.ts';
+
+/** airbench's default level: the image, its mirror, and the two 1-px translations of both. */
+const TTA_LEVEL: TtaLevel = 2;
 
 /**
  * The worker side of one training step: given the published weights and a shard's image indices, the
@@ -105,13 +111,23 @@ export class ShardComputer {
     return result;
   }
 
-  /** Classifies test images [start, end); lossSum is Σ cross-entropy. */
-  evaluate(start: number, end: number): EvalResult {
+  /**
+   * Classifies test images [start, end); lossSum is Σ cross-entropy. With `tta`, each image by the combined
+   * logits of its six test-time augmentation views (src/eval/test-time-augmentation.ts).
+   */
+  evaluate(start: number, end: number, tta = false): EvalResult {
     this.checkReady();
     if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > this.test.count || start > end) {
       throw new RangeError(`evaluate(${start}, ${end}) is outside the ${this.test.count} test images.`);
     }
-    return { start, ...this.engine.evaluate(this.test, start, end) };
+    if (!tta) return { start, ...this.engine.evaluate(this.test, start, end) };
+    const logitsOf = this.engine.logits?.bind(this.engine);
+    if (!logitsOf) throw new BackendError(`Test-time augmentation needs a tfjs backend; backend '${this.backend}' classifies without it.`);
+    const n = end - start;
+    const views = ttaViews(this.test.images.subarray(start * IMAGE_BYTES, end * IMAGE_BYTES), n, TTA_LEVEL);
+    const viewSet: ImageSet = { count: TTA_VIEWS[TTA_LEVEL] * n, images: views, labels: new Uint8Array(0) };
+    const combined = combineTtaLogits(logitsOf(viewSet, 0, viewSet.count), n, this.model.classes, TTA_LEVEL);
+    return { start, ...classify(combined, this.test.labels.subarray(start, end), this.model.classes) };
   }
 
   dispose(): void {
@@ -133,14 +149,35 @@ export class ShardComputer {
    * augmented copies (image k = augmented indices[k]), with the order to read them in.
    */
   private shardImages(indices: Int32Array, step: number): { set: ImageSet; order: Int32Array } {
-    if (!this.recipe.augment) return { set: this.train, order: indices };
-    this.augmented = augmentShard(this.recipe.seed, step, this.train.images, this.train.labels, indices, this.augmented);
+    const { augmentation, seed, stepsPerEpoch } = this.recipe;
+    if (augmentation === 'none') return { set: this.train, order: indices };
+    const { images, labels } = this.train;
+    this.augmented = augmentation === 'crop-flip'
+      ? augmentShard(seed, step, images, labels, indices, this.augmented)
+      : flipTranslateShard(seed, epochOfStep(step, stepsPerEpoch), images, labels, indices, this.augmented);
     if (this.shardOrder.length < indices.length) this.shardOrder = Int32Array.from({ length: indices.length }, (_, k) => k);
     return {
       set: { count: indices.length, images: this.augmented.images, labels: this.augmented.labels },
       order: this.shardOrder.subarray(0, indices.length),
     };
   }
+}
+
+/** Predicted classes (the first largest logit) and Σ cross-entropy (float64 log-sum-exp) of logits [n, classes]. */
+function classify(logits: Float32Array, labels: Uint8Array, classes: number): { lossSum: number; predictions: Int32Array } {
+  const n = labels.length;
+  const predictions = new Int32Array(n);
+  let lossSum = 0;
+  for (let i = 0; i < n; i++) {
+    const row = logits.subarray(i * classes, (i + 1) * classes);
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (row[c] > row[best]) best = c;
+    predictions[i] = best;
+    let sum = 0;
+    for (let c = 0; c < classes; c++) sum += Math.exp(row[c] - row[best]);
+    lossSum += Math.log(sum) + row[best] - row[labels[i]];
+  }
+  return { lossSum, predictions };
 }
 
 function checkSet(name: string, set: ImageSet, classes: number): void {

@@ -13,22 +13,28 @@ export interface EvaluationReport {
   /** Test-image indices the model got wrong, with the predicted class (at most 100, in index order). */
   readonly misclassified: readonly { readonly index: number; readonly label: number; readonly predicted: number }[];
   readonly seconds: number;
+  /** Classified with test-time augmentation. */
+  readonly tta?: boolean;
 }
 
 /** Images per evaluation task: big enough to amortise a task, small enough to spread over the workers. */
 export const EVAL_CHUNK = 500;
 
-/** Classifies the first `count` test images with published weights `weightsVersion`, spread over the pool. */
+/**
+ * Classifies the first `count` test images with published weights `weightsVersion`, spread over the pool;
+ * with `tta`, each from the combined logits of its test-time augmentation views.
+ */
 export async function evaluateTestSet(
   pool: WorkerPool,
   weightsVersion: number,
   test: ImageSet,
   classNames: readonly string[],
   count = test.count,
+  tta = false,
 ): Promise<EvaluationReport> {
   const started = performance.now();
   const tasks: EvalTask[] = [];
-  for (let start = 0; start < count; start += EVAL_CHUNK) tasks.push({ weightsVersion, start, end: Math.min(count, start + EVAL_CHUNK) });
+  for (let start = 0; start < count; start += EVAL_CHUNK) tasks.push({ weightsVersion, start, end: Math.min(count, start + EVAL_CHUNK), ...(tta ? { tta } : {}) });
   const results = await pool.evaluate(tasks);
   const classes = classNames.length;
   const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
@@ -51,7 +57,7 @@ export async function evaluateTestSet(
   });
   return {
     images: count, accuracy: correct / count, loss: lossSum / count, classNames, perClassAccuracy, confusion,
-    misclassified, seconds: (performance.now() - started) / 1000,
+    misclassified, seconds: (performance.now() - started) / 1000, ...(tta ? { tta } : {}),
   };
 }
 

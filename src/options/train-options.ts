@@ -1,6 +1,9 @@
 import os from 'node:os';
 import type { BackendChoice } from '../compute/backend.ts';
+import type { AugmentationName } from '../compute/training-recipe.ts';
 import type { LrScheduleName } from '../train/lr-schedule.ts';
+import type { LossReduction } from '../train/optimizer/optimizer.ts';
+import type { OptimizerName } from '../train/run-settings.ts';
 
 /** Everything `npm run coordinator` can be told. Defaults live in DEFAULT_TRAIN_OPTIONS, nowhere else. */
 export interface TrainOptions {
@@ -8,7 +11,7 @@ export interface TrainOptions {
   data: string;
   /** Network to train (--model). */
   model: string;
-  /** Total epochs the run trains (--epochs); on --resume, training continues up to this many. */
+  /** Total epochs the run trains (--epochs; may be fractional); on --resume, training continues up to this many. */
   epochs: number;
   /** Images per optimizer step (--batch-size). */
   batchSize: number;
@@ -17,10 +20,28 @@ export interface TrainOptions {
   /** Learning-rate schedule (--lr-schedule) and its linear warm-up in epochs (--warmup-epochs, may be fractional). */
   lrSchedule: LrScheduleName;
   warmupEpochs: number;
-  /** Decoupled weight decay, as AdamW (--weight-decay; 0 = the tutorial's plain Adam). */
+  /** Weight decay (--weight-decay): Adam's decoupled (AdamW), SGD's coupled torch weight_decay; 0 = none. */
   weightDecay: number;
-  /** Random crop with 4-pixel padding and horizontal flip of training images (--augment). */
+  /** --optimizer: adam (the tutorial's) or sgd (torch.optim.SGD), with --momentum and --nesterov. */
+  optimizer: OptimizerName;
+  momentum: number;
+  nesterov: boolean;
+  /** Batch norm's biases at this multiple of the learning rate (--bn-bias-lr-scale; SGD only). */
+  biasLrScale: number;
+  /** The loss the gradient is of: the batch's mean (PyTorch's default) or sum (--loss-reduction). */
+  lossReduction: LossReduction;
+  /** Layers that train only in the first epochs (--train-layer-epochs whiten=3). */
+  layerEpochs: string;
+  /** airbench's lookahead EMA of the weights (--lookahead). */
+  lookahead: boolean;
+  /** Test-time augmentation in the final evaluation (--tta). */
+  tta: boolean;
+  /** Augmentation of the training images (--augmentation). */
+  augmentation: AugmentationName;
+  /** --augment: short for --augmentation crop-flip (the flag of earlier versions). */
   augment: boolean;
+  /** Leave out each epoch's last partial batch (--drop-last). */
+  dropLast: boolean;
   /** Label smoothing ε (--label-smoothing). */
   labelSmoothing: number;
   /** Seed for initial weights and each epoch's shuffle (--seed). */
@@ -62,7 +83,17 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   lrSchedule: 'constant',
   warmupEpochs: 0,
   weightDecay: 0,
+  optimizer: 'adam',
+  momentum: 0,
+  nesterov: false,
+  biasLrScale: 1,
+  lossReduction: 'mean',
+  layerEpochs: '',
+  lookahead: false,
+  tta: false,
+  augmentation: 'none',
   augment: false,
+  dropLast: false,
   labelSmoothing: 0,
   seed: 1,
   shards: 2,

@@ -25,6 +25,8 @@ export interface EvalTask {
   readonly weightsVersion: number;
   readonly start: number;
   readonly end: number;
+  /** Classify with test-time augmentation (airbench's 6 views; a tfjs backend). Default false. */
+  readonly tta?: boolean;
 }
 
 /** Predictions for one EvalTask. */

@@ -10,6 +10,8 @@ export interface EpochMetrics {
   readonly acc: number;
   /** Wall seconds of the epoch (of this process: a resumed epoch counts the time before the stop too). */
   readonly time: number;
+  /** Wall seconds of training so far, this epoch included (evaluations and start-up not counted): the run's clock. */
+  readonly trainingSeconds?: number;
   readonly imagesPerSecond: number;
   readonly globalStep: number;
   readonly workers: string;

@@ -8,7 +8,10 @@ import type { ModelDefinition } from '../model/model-definition.ts';
 import type { ShardTask, WorkerPool } from '../pool/worker-pool.ts';
 import type { RunSettings } from './run-settings.ts';
 import { Optimizer } from './optimizer/optimizer.ts';
-import { batchIndices, cutIntoShards, epochPermutation, stepsPerEpoch } from './batch-plan.ts';
+import { batchIndices, cutIntoShards, epochPermutation, stepsPerEpoch, totalTrainingSteps } from './batch-plan.ts';
+import { parameterSlices } from '../model/parameter-vector.ts';
+import { stepGroups } from './parameter-groups.ts';
+import { Lookahead } from './lookahead.ts';
 import { shardCorrect, shardLossSum } from '../pool/shard-result.ts';
 import { initialParameters } from '../model/parameter-vector.ts';
 import { runningStatistics as runningStatisticsOf, updateRunningStatistics } from './batch-norm-state.ts';
@@ -50,30 +53,41 @@ export interface TrainerOutcome {
 export async function train(input: TrainerInput): Promise<TrainerOutcome> {
   const { settings, dataset, pool, outDir, log } = input;
   const trainCount = settings.trainCount;
-  const steps = stepsPerEpoch(trainCount, settings.batchSize);
+  // Epochs may be fractional: the last one then stops part-way (airbench94's 9.9 epochs are 476 steps of 48 a epoch).
+  const stepsInEpoch = stepsPerEpoch(trainCount, settings.batchSize, settings.dropLast);
+  const totalSteps = totalTrainingSteps(stepsInEpoch, settings.epochs);
+  const epochCount = Math.ceil(settings.epochs);
+  const stepsOf = (epoch: number) => Math.min(stepsInEpoch, totalSteps - (epoch - 1) * stepsInEpoch);
 
-  // State: weights, Adam's moments, and where in the run we are. All of it goes into every checkpoint.
-  // The weights and Adam's moments live in the optimizer (WebAssembly memory); `weights` and `adam` are views of it.
+  // State: weights, the optimizer's state, the lookahead's average, and where in the run we are. All of it goes
+  // into every checkpoint. The weights and the optimizer's state live in the optimizer (WebAssembly memory):
+  // `weights` is a view of it.
+  const resume = input.resumeFrom;
   const optimizer = Optimizer.create({
-    weights: input.resumeFrom ? input.resumeFrom.weights : initialParameters(input.model, settings.seed),
-    adam: input.resumeFrom?.adam, shards: settings.shards,
+    weights: resume ? resume.weights : initialParameters(input.model, settings.seed, { train: dataset.train }),
+    adam: resume?.adam, sgd: resume?.sgd, shards: settings.shards,
   });
-  const { weights, state: adam } = optimizer;
-  // Batch norm's running statistics (the tutorial has none): entries of `weights` that Adam skips.
+  const { weights } = optimizer;
+  const lookahead = settings.lookahead ? (resume?.lookahead ? Lookahead.resume(resume.lookahead, weights.length) : Lookahead.start(weights)) : undefined;
+  // Batch norm's running statistics (the tutorial has none): entries of `weights` the optimizer skips.
   const runningStatistics = runningStatisticsOf(input.model);
   const statisticRanges = runningStatistics.map((s) => s.range);
-  const progress: RunProgress = input.resumeFrom
-    ? { ...input.resumeFrom.progress }
+  const slices = parameterSlices(input.model);
+  const progress: RunProgress = resume
+    ? { ...resume.progress }
     : { epochsDone: 0, stepInEpoch: 0, globalStep: 0, epochLossSum: 0, epochCorrect: 0, epochSeen: 0, elapsedSeconds: 0 };
   const schedule: LrScheduleOptions = {
-    schedule: settings.lrSchedule, lr: settings.lr, totalSteps: steps * settings.epochs,
-    warmupSteps: Math.round(settings.warmupEpochs * steps),
+    schedule: settings.lrSchedule, lr: settings.lr, totalSteps,
+    warmupSteps: Math.round(settings.warmupEpochs * stepsInEpoch),
   };
   const bar = new ProgressBar('epoch {epoch}/{epochs} {bar} {value}/{total} {rate} images/s ETA {eta_formatted}', process.stdout);
   const epochs: EpochMetrics[] = [];
   // Every finished epoch's metrics line, in the checkpoint too: metrics.jsonl is written from it.
-  const history: EpochMetrics[] = input.resumeFrom ? [...input.resumeFrom.history] : [];
-  const checkpoint = () => writeCheckpoint(outDir, { settings, progress, weights, adam, history });
+  const history: EpochMetrics[] = resume ? [...resume.history] : [];
+  const checkpoint = () => writeCheckpoint(outDir, {
+    settings, progress, weights, history, lookahead: lookahead?.ema,
+    ...(settings.optimizer === 'adam' ? { adam: optimizer.state } : { sgd: optimizer.sgd }),
+  });
 
   // A checkpoint is the truth; the model files and metrics.jsonl are derived from it. A process that died after
   // writing one at an epoch end may not have written them: finish them first (rewriting is harmless).
@@ -82,9 +96,13 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
   await pool.publishWeights(progress.globalStep, weights);
   const stepDelayMs = testDelayMs('TRAINER_TEST_STEP_DELAY_MS');
   try {
-    while (progress.epochsDone < settings.epochs) {
+    while (progress.epochsDone < epochCount) {
       const epoch = progress.epochsDone + 1;
+      const steps = stepsOf(epoch);
       const permutation = epochPermutation(settings.seed, epoch, trainCount);
+      // What the optimizer changes this epoch (frozen tensors, running statistics and layers past their epochs
+      // are left alone), with each group's base learning rate.
+      const plan = stepGroups(slices, settings, epoch, (base) => base);
       const epochStarted = performance.now() - progress.elapsedSeconds * 1000;
 
       // A step's shards; its weights version is the global step number.
@@ -105,20 +123,27 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
         next = step + 1 < steps ? shardTasks(step + 1, progress.globalStep + 1) : undefined;
         const results = await pool.computeGradients(tasks, next, optimizer.resultSlots);
 
-        // 3. Add them in shard order (so the sum never depends on who finished first), then average.
-        optimizer.averageShards(results, batch.length);
+        // 3. Add them in shard order (so the sum never depends on who finished first), then average (or, for
+        //    the summed loss, keep the sum).
+        optimizer.averageShards(results, batch.length, settings.lossReduction, statisticRanges);
         for (const result of results) {
           progress.epochLossSum += shardLossSum(result);
           progress.epochCorrect += shardCorrect(result);
         }
         pool.recycle(results);
 
-        // 4. Adam on the flat parameter vector; batch norm's running statistics instead take in the shards'
-        //    averaged batch statistics (see batch-norm-state.ts). Then publish the new weights as the next version.
-        const lr = learningRate(progress.globalStep, schedule);
-        optimizer.adamStep({ lr, beta1: settings.beta1, beta2: settings.beta2, eps: settings.eps, weightDecay: settings.weightDecay }, statisticRanges);
+        // 4. The optimizer on the flat parameter vector; batch norm's running statistics instead take in the
+        //    shards' averaged batch statistics (see batch-norm-state.ts); the lookahead, every 5 steps, pulls the
+        //    weights to its average. Then publish the new weights as the next version.
+        const lrFor = (base: number) => learningRate(progress.globalStep, { ...schedule, lr: base });
+        if (settings.optimizer === 'adam') {
+          optimizer.adamStep({ lr: lrFor(settings.lr), beta1: settings.beta1, beta2: settings.beta2, eps: settings.eps, weightDecay: settings.weightDecay }, plan.skip);
+        } else {
+          optimizer.sgdStep({ momentum: settings.momentum, nesterov: settings.nesterov, groups: plan.groups.map((g) => ({ ...g, lr: lrFor(g.lr) })) });
+        }
         updateRunningStatistics(weights, optimizer.gradient, runningStatistics);
         progress.globalStep += 1;
+        lookahead?.afterStep(weights, progress.globalStep, totalSteps);
         progress.stepInEpoch = step + 1;
         progress.epochSeen += batch.length;
         await pool.publishWeights(progress.globalStep, weights);
@@ -126,7 +151,7 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
         input.onStep?.(progress.globalStep, weights);
 
         const elapsed = (performance.now() - epochStarted) / 1000;
-        bar.update(step + 1, steps, { epoch, epochs: settings.epochs, rate: (progress.epochSeen / Math.max(elapsed, 1e-9)).toFixed(0) });
+        bar.update(step + 1, steps, { epoch, epochs: epochCount, rate: (progress.epochSeen / Math.max(elapsed, 1e-9)).toFixed(0) });
         if (input.stopRequested() && step + 1 < steps) {
           bar.clear();
           progress.elapsedSeconds = elapsed;
@@ -146,8 +171,8 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
       }
       const metrics: EpochMetrics = {
         epoch, loss: progress.epochLossSum / progress.epochSeen, acc: progress.epochCorrect / progress.epochSeen,
-        time, imagesPerSecond: progress.epochSeen / time, globalStep: progress.globalStep, workers: pool.describe(),
-        ...test, timestamp: new Date().toISOString(),
+        time, trainingSeconds: history.reduce((sum, m) => sum + m.time, 0) + time, imagesPerSecond: progress.epochSeen / time,
+        globalStep: progress.globalStep, workers: pool.describe(), ...test, timestamp: new Date().toISOString(),
       };
       // The epoch's outputs as one recoverable unit: the checkpoint (which holds the metrics line) first, then
       // what is derived from it; --resume rewrites the derived files whenever it starts.
@@ -158,7 +183,7 @@ export async function train(input: TrainerInput): Promise<TrainerOutcome> {
       await writeEpochOutputs(outDir, input.model, weights, history);
       epochs.push(metrics);
       log(formatEpochLine(metrics));
-      if (input.stopRequested() && progress.epochsDone < settings.epochs) {
+      if (input.stopRequested() && progress.epochsDone < epochCount) {
         log(`Stopped after epoch ${epoch}. Checkpoint written to ${outDir}; continue with --resume.`);
         return { weights, weightsVersion: progress.globalStep, stopped: true, epochs };
       }

@@ -10,6 +10,7 @@ import { ThreadPool } from '../../src/pool/threads/thread-pool.ts';
 import { ADAM_DEFAULTS } from '../../src/train/adam.ts';
 import { type RunSettings, TUTORIAL_RECIPE } from '../../src/train/run-settings.ts';
 import { train, type TrainerOutcome } from '../../src/train/trainer.ts';
+import { stepsPerEpoch } from '../../src/train/batch-plan.ts';
 import type { Checkpoint } from '../../src/checkpoint/checkpoint.ts';
 import type { WorkerPool } from '../../src/pool/worker-pool.ts';
 
@@ -39,7 +40,10 @@ export async function recordRun(
 ): Promise<RecordedRun> {
   const pool = opts.pool ?? (await ThreadPool.create({
     model: settings.model, parameterCount: settings.parameterCount, dataset, threads: opts.threads ?? 1, backend: settings.backend,
-    recipe: { seed: settings.seed, augment: settings.augment, labelSmoothing: settings.labelSmoothing }, callerComputes: opts.callerComputes,
+    recipe: {
+      seed: settings.seed, augmentation: settings.augmentation, labelSmoothing: settings.labelSmoothing,
+      stepsPerEpoch: stepsPerEpoch(dataset.train.count, settings.batchSize, settings.dropLast),
+    }, callerComputes: opts.callerComputes,
   }));
   const outDir = opts.outDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'run-')));
   const stepHashes: string[] = [];

@@ -40,5 +40,7 @@ export interface NetworkEngine {
   gradient(batch: TrainingBatch, out: Float32Array): void;
   /** Classifies images start..end−1 of `set` in evaluation mode. */
   evaluate(set: ImageSet, start: number, end: number): Classification;
+  /** The logits [n, classes] of images start..end−1 of `set` in evaluation mode (what test-time augmentation combines), where the engine can give them. */
+  logits?(set: ImageSet, start: number, end: number): Float32Array;
   dispose(): void;
 }

@@ -120,6 +120,20 @@ export class TfjsEngine implements NetworkEngine {
     return { lossSum, predictions };
   }
 
+  logits(set: ImageSet, start: number, end: number): Float32Array {
+    const weights = this.requireWeights();
+    const out = new Float32Array((end - start) * this.classes);
+    for (let s = start; s < end; s += TFJS_EVAL_CHUNK) {
+      const n = Math.min(TFJS_EVAL_CHUNK, end - s);
+      const x = fillImageRange(set, s, s + n, this.pixelBuffer(n));
+      tf.tidy(() => {
+        const logits = this.model.logits(weights, tf.tensor4d(x, [n, ...this.model.inputShape]));
+        out.set(logits.dataSync() as Float32Array, (s - start) * this.classes);
+      });
+    }
+    return out;
+  }
+
   dispose(): void {
     this.disposeWeights();
     this.pixels = new Float32Array(0);

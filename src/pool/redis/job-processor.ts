@@ -113,7 +113,7 @@ export class JobProcessor {
     if (data.end > Math.min(test.count, a.announcement.testCount)) {
       throw new Error(`[worker ${this.id}] test images ${data.start}–${data.end - 1} are outside the run's ${a.announcement.testCount} test images`);
     }
-    const [result] = await a.pool.evaluate([{ weightsVersion: data.weightsVersion, start: data.start, end: data.end }]);
+    const [result] = await a.pool.evaluate([{ weightsVersion: data.weightsVersion, start: data.start, end: data.end, tta: data.tta === true }]);
     return { payload: encodeEvalPayload(result), release: () => undefined };
   }
 }

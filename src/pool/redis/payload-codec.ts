@@ -43,6 +43,8 @@ export interface EvaluateJobData {
   readonly weightsVersion: number;
   readonly start: number;
   readonly end: number;
+  /** With test-time augmentation (absent: without). */
+  readonly tta?: true;
 }
 
 export type JobData = GradientJobData | EvaluateJobData;
@@ -78,7 +80,11 @@ export function parseJobData(data: unknown): JobData {
   }
   if (d.kind === 'evaluate') {
     if (!isCount(d.start) || !isCount(d.end) || d.end <= d.start) throw new CodecError('evaluation job has no valid start/end');
-    return { v: JOB_FORMAT, kind: 'evaluate', round: d.round, index: d.index, weightsVersion: d.weightsVersion, start: d.start, end: d.end };
+    if (d.tta !== undefined && d.tta !== true) throw new CodecError('evaluation job has an invalid tta field');
+    return {
+      v: JOB_FORMAT, kind: 'evaluate', round: d.round, index: d.index, weightsVersion: d.weightsVersion, start: d.start, end: d.end,
+      ...(d.tta ? { tta: true as const } : {}),
+    };
   }
   throw new CodecError(`unknown job kind ${JSON.stringify(d.kind)}`);
 }

@@ -280,7 +280,10 @@ export class RedisPool implements WorkerPool {
     const round = this.rounds.nextRound();
     const classes = this.options.dataset.classNames?.length ?? 10;
     return this.rounds.run('evaluate', round, tasks.map((task, index) => {
-      const data: JobData = { v: JOB_FORMAT, kind: 'evaluate', round, index, weightsVersion: task.weightsVersion, start: task.start, end: task.end };
+      const data: JobData = {
+        v: JOB_FORMAT, kind: 'evaluate', round, index, weightsVersion: task.weightsVersion, start: task.start, end: task.end,
+        ...(task.tta ? { tta: true as const } : {}),
+      };
       return newRoundTask(data, `test images ${task.start}–${task.end - 1}`, (envelope) => {
         try {
           return decodeEvalPayload(envelope.payload, task, classes);

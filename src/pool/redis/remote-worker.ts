@@ -287,7 +287,7 @@ export class RemoteWorker {
     await this.present(keys, 'serving', pool.threads, since, a.backend).catch(() => undefined);
     this.options.log(
       `Worker ${this.id}: serving run ${keys.runId} (model ${a.model}, backend ${pool.backend}, ${pool.threads} thread${pool.threads === 1 ? '' : 's'}, ` +
-        `${a.trainCount} training images${a.recipe.augment ? ', augmented' : ''}${a.recipe.labelSmoothing > 0 ? `, label smoothing ${a.recipe.labelSmoothing}` : ''}` +
+        `${a.trainCount} training images${a.recipe.augmentation !== 'none' ? `, ${a.recipe.augmentation} augmentation` : ''}${a.recipe.labelSmoothing > 0 ? `, label smoothing ${a.recipe.labelSmoothing}` : ''}` +
         `${a.signed ? ', signed results' : ''}).`,
     );
   }

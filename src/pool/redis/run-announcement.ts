@@ -7,11 +7,15 @@
  */
 import type { Redis } from 'ioredis';
 import type { BackendName } from '../../compute/backend.ts';
-import type { TrainingRecipe } from '../../compute/training-recipe.ts';
+import { AUGMENTATIONS, type AugmentationName, type TrainingRecipe } from '../../compute/training-recipe.ts';
 import { RunKeys, runsKey } from './keys.ts';
 
-/** Bumped whenever jobs, results or weights change shape or place (2: weights in the feed only, take-backs on their own stream): workers refuse runs of another protocol. */
-export const PROTOCOL_VERSION = 2;
+/**
+ * Bumped whenever jobs, results, weights or the announcement change shape or place (2: weights in the feed
+ * only, take-backs on their own stream; 3: the recipe names its augmentation and steps per epoch, evaluation
+ * jobs may ask for test-time augmentation): workers refuse runs of another protocol.
+ */
+export const PROTOCOL_VERSION = 3;
 
 export interface RunAnnouncement {
   readonly protocol: number;
@@ -60,7 +64,10 @@ export function parseAnnouncement(text: string | null): RunAnnouncement | undefi
   if (typeof a.signed !== 'boolean') return undefined;
   if (a.secretCheck !== undefined && typeof a.secretCheck !== 'string') return undefined;
   const r = a.recipe as Record<string, unknown> | null | undefined;
-  if (!r || typeof r !== 'object' || !Number.isSafeInteger(r.seed) || typeof r.augment !== 'boolean' || typeof r.labelSmoothing !== 'number') return undefined;
+  if (
+    !r || typeof r !== 'object' || !Number.isSafeInteger(r.seed) || !AUGMENTATIONS.includes(r.augmentation as AugmentationName) ||
+    typeof r.labelSmoothing !== 'number' || !Number.isSafeInteger(r.stepsPerEpoch) || (r.stepsPerEpoch as number) < 1
+  ) return undefined;
   return value as RunAnnouncement;
 }
 

@@ -103,9 +103,10 @@ export class ChannelClient {
     this.post(ChannelTaskKind.Gradient, step, version, indices.length, 0);
   }
 
-  postEvaluate(version: number, start: number, end: number): void {
+  postEvaluate(version: number, start: number, end: number, tta: boolean): void {
     if (end - start > this.predictions.length) throw new RangeError(`${end - start} test images do not fit a channel made for ${this.predictions.length}.`);
-    this.post(ChannelTaskKind.Evaluate, 0, version, start, end);
+    // An evaluation has no step: its slot says whether to use test-time augmentation.
+    this.post(ChannelTaskKind.Evaluate, tta ? 1 : 0, version, start, end);
   }
 
   /** Copies a gradient task's result into `out`; throws the thread's error when the task failed. */
@@ -172,7 +173,7 @@ export class ChannelClient {
 /** What a serving thread does with tasks. */
 export interface ChannelWork {
   gradient(step: number, version: number, indices: Int32Array, out: Float32Array): void;
-  evaluate(version: number, start: number, end: number): { lossSum: number; predictions: Int32Array };
+  evaluate(version: number, start: number, end: number, tta: boolean): { lossSum: number; predictions: Int32Array };
 }
 
 /**
@@ -196,7 +197,7 @@ export function serveChannel(memory: ChannelMemory, spinMs: number, work: Channe
       if (c[KIND] === ChannelTaskKind.Gradient) {
         work.gradient(c[STEP], c[VERSION], indices.subarray(0, c[COUNT]), gradient);
       } else {
-        const result = work.evaluate(c[VERSION], c[COUNT], c[END]);
+        const result = work.evaluate(c[VERSION], c[COUNT], c[END], c[STEP] === 1);
         lossSum[0] = result.lossSum;
         predictions.set(result.predictions);
       }

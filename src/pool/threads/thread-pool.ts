@@ -287,11 +287,11 @@ export class ThreadPool implements WorkerPool {
   async evaluate(tasks: readonly EvalTask[]): Promise<EvalResult[]> {
     const caller = this.caller;
     return this.inLanes(tasks, async (task, lane, wait) => {
-      lane.channel.postEvaluate(task.weightsVersion, task.start, task.end);
+      lane.channel.postEvaluate(task.weightsVersion, task.start, task.end, task.tta ?? false);
       return lane.channel.evaluation(task.start, task.end, wait);
     }, caller && (async (task) => {
       caller.weights.loadInto(caller.computer, task.weightsVersion);
-      return caller.computer.evaluate(task.start, task.end);
+      return caller.computer.evaluate(task.start, task.end, task.tta);
     }));
   }
 

@@ -59,6 +59,7 @@ export type ParameterRange = readonly [start: number, end: number];
  * summed loss, as airbench's `loss_fn(outputs, labels).sum()`).
  */
 export type LossReduction = 'mean' | 'sum';
+export const LOSS_REDUCTIONS: readonly LossReduction[] = ['mean', 'sum'];
 
 export class Optimizer {
   /** The weights: a view of the module's memory, updated in place by adamStep(). */
