@@ -44,14 +44,17 @@ export function bnCnn(config: BnCnnConfig): ModelDefinition {
   for (const c of convs) {
     const fanIn = 9 * c.cin;
     parameters.push(
-      { name: `conv${c.index}/kernel`, shape: [3, 3, c.cin, c.cout], fanIn },
-      { name: `bn${c.index}/gamma`, shape: [c.cout], fanIn, init: 'ones' },
-      { name: `bn${c.index}/beta`, shape: [c.cout], fanIn, init: 'zeros' },
-      { name: `bn${c.index}/moving_mean`, shape: [c.cout], fanIn, init: 'zeros', kind: 'running-mean' },
-      { name: `bn${c.index}/moving_variance`, shape: [c.cout], fanIn, init: 'ones', kind: 'running-variance' },
+      { name: `conv${c.index}/kernel`, shape: [3, 3, c.cin, c.cout], fanIn, layer: `conv${c.index}`, role: 'kernel' },
+      { name: `bn${c.index}/gamma`, shape: [c.cout], fanIn, init: 'ones', layer: `bn${c.index}`, role: 'gamma' },
+      { name: `bn${c.index}/beta`, shape: [c.cout], fanIn, init: 'zeros', layer: `bn${c.index}`, role: 'beta' },
+      { name: `bn${c.index}/moving_mean`, shape: [c.cout], fanIn, init: 'zeros', kind: 'running-mean', layer: `bn${c.index}`, role: 'moving_mean' },
+      { name: `bn${c.index}/moving_variance`, shape: [c.cout], fanIn, init: 'ones', kind: 'running-variance', layer: `bn${c.index}`, role: 'moving_variance' },
     );
   }
-  parameters.push({ name: 'fc/kernel', shape: [features, classes], fanIn: features }, { name: 'fc/bias', shape: [classes], fanIn: features });
+  parameters.push(
+    { name: 'fc/kernel', shape: [features, classes], fanIn: features, layer: 'fc', role: 'kernel' },
+    { name: 'fc/bias', shape: [classes], fanIn: features, layer: 'fc', role: 'bias' },
+  );
 
   function logits(params: readonly tf.Tensor[], x: tf.Tensor4D, context: ForwardContext = EVAL_CONTEXT): tf.Tensor2D {
     const n = x.shape[0];
