@@ -7,7 +7,7 @@ import { assertCheckpointMatches, checkpointPath, readCheckpoint, writeCheckpoin
 import { decodeFile, encodeFile } from '../src/checkpoint/checkpoint-format.ts';
 import { writeFileAtomic } from '../src/fs/atomic-write.ts';
 import { SeededRandom } from '../src/random/seeded-random.ts';
-import type { RunSettings } from '../src/train/run-settings.ts';
+import { type RunSettings, TUTORIAL_RECIPE } from '../src/train/run-settings.ts';
 
 const PARAMS = 81_302;
 
@@ -22,20 +22,7 @@ const SETTINGS: RunSettings = {
   beta2: 0.999,
   eps: 1e-8,
   epochs: 10,
-  lrSchedule: 'constant',
-  warmupEpochs: 0,
-  weightDecay: 0,
-  optimizer: 'adam',
-  momentum: 0,
-  nesterov: false,
-  biasLrScale: 1,
-  lossReduction: 'mean',
-  layerEpochs: '',
-  lookahead: false,
-  tta: false,
-  augmentation: 'none',
-  dropLast: false,
-  labelSmoothing: 0,
+  ...TUTORIAL_RECIPE,
   trainCount: 50_000,
   testCount: 10_000,
   dataFingerprint: 'a'.repeat(64),

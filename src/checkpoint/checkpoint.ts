@@ -120,7 +120,7 @@ export function checkpointPath(outDir: string): string {
 /** Writes `<outDir>/checkpoint.bin` atomically (creating outDir): a crash leaves the previous checkpoint intact. */
 export async function writeCheckpoint(outDir: string, checkpoint: Checkpoint): Promise<void> {
   const file = checkpointPath(outDir);
-  const { settings, progress, weights, adam, sgd, lookahead, history } = checkpoint;
+  const { settings, progress, adam, sgd, lookahead, history } = checkpoint;
   const problems = [...settingsProblems(settings), ...progressProblems(progress), ...historyProblems(history, progress.epochsDone)];
   if (settings.optimizer === 'adam' && !adam) problems.push('an Adam run without Adam\'s state');
   if (settings.optimizer === 'sgd' && !sgd) problems.push('an SGD run without its momentum buffer');

@@ -1,5 +1,6 @@
-import { IMAGE_BYTES, IMAGE_CHANNELS, IMAGE_HEIGHT, IMAGE_WIDTH } from './cifar10-dataset.ts';
+import { IMAGE_CHANNELS, IMAGE_HEIGHT, IMAGE_WIDTH } from './cifar10-dataset.ts';
 import { SeededRandom, STREAM_AUGMENT } from '../random/seeded-random.ts';
+import { type ShardCopies, shardCopies } from './shard-copies.ts';
 
 /** Zero padding around the image before the random 32×32 crop (the usual CIFAR-10 recipe). */
 export const CROP_PADDING = 4;
@@ -48,24 +49,9 @@ export function augmentImage(src: Uint8Array, srcOffset: number, dst: Uint8Array
   }
 }
 
-/**
- * The augmented images of a shard, as a small image set of their own (image k = augmented indices[k]), with
- * their labels; `buffer` is reused between calls when big enough.
- */
+/** The crop-and-flip augmented images of a shard at `step` (./shard-copies.ts). */
 export function augmentShard(
-  seed: number,
-  step: number,
-  images: Uint8Array,
-  labels: Uint8Array,
-  indices: Int32Array,
-  buffer?: { images: Uint8Array; labels: Uint8Array },
-): { images: Uint8Array; labels: Uint8Array } {
-  const n = indices.length;
-  const out = buffer && buffer.labels.length >= n ? buffer : { images: new Uint8Array(n * IMAGE_BYTES), labels: new Uint8Array(n) };
-  for (let k = 0; k < n; k++) {
-    const j = indices[k];
-    augmentImage(images, j * IMAGE_BYTES, out.images, k * IMAGE_BYTES, augmentChoice(seed, step, j));
-    out.labels[k] = labels[j];
-  }
-  return out;
+  seed: number, step: number, images: Uint8Array, labels: Uint8Array, indices: Int32Array, buffer?: ShardCopies,
+): ShardCopies {
+  return shardCopies(images, labels, indices, (src, from, dst, to, j) => augmentImage(src, from, dst, to, augmentChoice(seed, step, j)), buffer);
 }

@@ -3,7 +3,6 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { DatasetError, InvalidOptionError } from '../errors/index.ts';
 import {
-  CIFAR10_FILES,
   META_FILE,
   TEST_FILE,
   TRAIN_FILES,

@@ -1,6 +1,7 @@
-import { IMAGE_BYTES, IMAGE_CHANNELS, IMAGE_HEIGHT, IMAGE_WIDTH } from './cifar10-dataset.ts';
+import { IMAGE_CHANNELS, IMAGE_HEIGHT, IMAGE_WIDTH } from './cifar10-dataset.ts';
 import { reflectIndex } from './reflect-padding.ts';
 import { SeededRandom, STREAM_AUGMENT_FLIP, STREAM_AUGMENT_TRANSLATE } from '../random/seeded-random.ts';
+import { type ShardCopies, shardCopies } from './shard-copies.ts';
 
 /**
  * airbench's training augmentation (its CifarLoader with flip and translate 2), per image:
@@ -63,24 +64,9 @@ export function flipTranslateImage(src: Uint8Array, srcOffset: number, dst: Uint
   }
 }
 
-/**
- * The augmented images of a shard in epoch `epoch` (1-based), as a small image set of their own (image k =
- * augmented indices[k]), with their labels; `buffer` is reused between calls when big enough.
- */
+/** The flip-and-translate augmented images of a shard in epoch `epoch` (1-based; ./shard-copies.ts). */
 export function flipTranslateShard(
-  seed: number,
-  epoch: number,
-  images: Uint8Array,
-  labels: Uint8Array,
-  indices: Int32Array,
-  buffer?: { images: Uint8Array; labels: Uint8Array },
-): { images: Uint8Array; labels: Uint8Array } {
-  const n = indices.length;
-  const out = buffer && buffer.labels.length >= n ? buffer : { images: new Uint8Array(n * IMAGE_BYTES), labels: new Uint8Array(n) };
-  for (let k = 0; k < n; k++) {
-    const j = indices[k];
-    flipTranslateImage(images, j * IMAGE_BYTES, out.images, k * IMAGE_BYTES, flipTranslateChoice(seed, epoch, j));
-    out.labels[k] = labels[j];
-  }
-  return out;
+  seed: number, epoch: number, images: Uint8Array, labels: Uint8Array, indices: Int32Array, buffer?: ShardCopies,
+): ShardCopies {
+  return shardCopies(images, labels, indices, (src, from, dst, to, j) => flipTranslateImage(src, from, dst, to, flipTranslateChoice(seed, epoch, j)), buffer);
 }

@@ -3,7 +3,7 @@ import type { BackendChoice } from '../compute/backend.ts';
 import type { AugmentationName } from '../compute/training-recipe.ts';
 import type { LrScheduleName } from '../train/lr-schedule.ts';
 import type { LossReduction } from '../train/optimizer/optimizer.ts';
-import type { OptimizerName } from '../train/run-settings.ts';
+import { type OptimizerName, TUTORIAL_RECIPE } from '../train/run-settings.ts';
 
 /** Everything `npm run coordinator` can be told. Defaults live in DEFAULT_TRAIN_OPTIONS, nowhere else. */
 export interface TrainOptions {
@@ -80,21 +80,8 @@ export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   epochs: 10,
   batchSize: 10,
   lr: 1e-3,
-  lrSchedule: 'constant',
-  warmupEpochs: 0,
-  weightDecay: 0,
-  optimizer: 'adam',
-  momentum: 0,
-  nesterov: false,
-  biasLrScale: 1,
-  lossReduction: 'mean',
-  layerEpochs: '',
-  lookahead: false,
-  tta: false,
-  augmentation: 'none',
+  ...TUTORIAL_RECIPE,
   augment: false,
-  dropLast: false,
-  labelSmoothing: 0,
   seed: 1,
   shards: 2,
   workers: Math.max(1, os.availableParallelism()),
