@@ -19,7 +19,8 @@
 //
 // Memory (laid out by prepare(), grown only when a call needs more than any call before, and reused):
 //   APAD (N·HP·WP·CP f32, HP = TH·m + 2, WP = TW·m + 2, CP = C rounded up to 4), Y (N·OH·OW·COUT f32),
-//   RAW (9·C·COUT f32, the filter as given), U (α²·CP·COUT8 f32, panels of 8 output channels), V (α²·TB·CP f32),
+//   RAW (9·C·COUT f32, the filter as given), U (α²·CP·COUT8 f32, panels of 8 output channels), V (α²·TB·CP f32,
+//   panels of 4 tiles: [ξ][tile / 4][c][4]),
 //   MB (α²·TB·SLAB f32), scratch; each 16-byte aligned, the ξ planes of U, V and MB a cache line apart.
 // The host calls prepare(), copies a's pixels into APAD (pixelPtr; prepare zeroed the rest), the filter into RAW,
 // calls pack(mode) and compute(), and reads Y.
@@ -41,6 +42,8 @@ let uPtr_: usize = 0;
 let vPtr_: usize = 0;
 let mbPtr_: usize = 0;
 let gPtr_: usize = 0; // 9 vectors: one gathered 3×3 filter
+let tilesPtr_: usize = 0; // four tiles' transformed inputs (4 × 36 vectors)
+let srcPtr_: usize = 0; // where those four tiles start in APAD
 let tmpPtr_: usize = 0; // transform scratch
 
 let N: i32 = 0;
@@ -92,7 +95,7 @@ export function prepare(
   const uBytes = a2 * (<usize>cp * <usize>cout8 * 4 + PAD);
   const vBytes = a2 * (<usize>tb4 * <usize>cp * 4 + PAD);
   const mbBytes = a2 * (<usize>tb4 * <usize>slab8 * 4 + PAD);
-  const need = aBytes + yBytes + rawBytes + uBytes + vBytes + mbBytes + 144 + 1024;
+  const need = aBytes + yBytes + rawBytes + uBytes + vBytes + mbBytes + 144 + 2304 + 16 + 1024;
   if (base == 0) base = align16(__heap_base);
   if (need > capacity) {
     const end = base + need;
@@ -107,7 +110,9 @@ export function prepare(
   vPtr_ = uPtr_ + uBytes;
   mbPtr_ = vPtr_ + vBytes;
   gPtr_ = mbPtr_ + mbBytes;
-  tmpPtr_ = gPtr_ + 144;
+  tilesPtr_ = gPtr_ + 144;
+  srcPtr_ = tilesPtr_ + 2304;
+  tmpPtr_ = srcPtr_ + 16;
   N = n; C = c; CP = cp; OH = oh; OW = ow; COUT = cout; COUT8 = cout8; M = m; A2 = <i32>a2;
   TH = th; TW = tw; HP = hp; WP = wp; TB = tb4; SLAB = slab8;
   const pixel = <usize>cp * 4;
@@ -195,17 +200,42 @@ export function compute(): void {
   const yRow = <usize>OW * yPixel;
   for (let t0 = 0; t0 < T; t0 += TB) {
     const nb = min(TB, T - t0);
-    // V of the block's tiles.
-    for (let q = 0; q < nb; q++) {
-      const t = t0 + q;
-      const n = t / perImage;
-      const ty = (t % perImage) / TW;
-      const tx = t % TW;
-      const src = aPtr_ + (<usize>n * <usize>HP + <usize>(ty * M)) * aRow + <usize>(tx * M) * pixel;
-      const dst = vPtr_ + <usize>q * pixel;
+    // V of the block's tiles, four at a time: each tile's α² vectors of 4 channels into the scratch, then
+    // transposed into V's packed panels (4 tiles side by side per channel, what the register tile splats).
+    for (let q = 0; q < nb; q += 4) {
+      const g = min(4, nb - q);
+      const panel = vPtr_ + <usize>(q >> 2) * <usize>CP * 16;
+      for (let j = 0; j < g; j++) {
+        const t = t0 + q + j;
+        const n = t / perImage;
+        const ty = (t % perImage) / TW;
+        const tx = t % TW;
+        store<usize>(srcPtr_ + (<usize>j << 2), aPtr_ + (<usize>n * <usize>HP + <usize>(ty * M)) * aRow + <usize>(tx * M) * pixel);
+      }
       for (let c4: usize = 0; c4 < <usize>CP; c4 += 4) {
-        if (M == 4) F4.inputTile(src + c4 * 4, aRow, pixel, dst + c4 * 4, vs, tmpPtr_);
-        else F2.inputTile(src + c4 * 4, aRow, pixel, dst + c4 * 4, vs, tmpPtr_);
+        for (let j = 0; j < g; j++) {
+          const src = load<usize>(srcPtr_ + (<usize>j << 2)) + c4 * 4;
+          const dst = tilesPtr_ + <usize>j * 576;
+          if (M == 4) F4.inputTile(src, aRow, pixel, dst, 16, tmpPtr_);
+          else F2.inputTile(src, aRow, pixel, dst, 16, tmpPtr_);
+        }
+        // Lanes of tiles past nb hold stale values: they only reach rows of MB that are never read.
+        const dst = panel + c4 * 16;
+        for (let xi: usize = 0; xi < <usize>A2; xi++) {
+          const r0 = v128.load(tilesPtr_ + xi * 16);
+          const r1 = v128.load(tilesPtr_ + 576 + xi * 16);
+          const r2 = v128.load(tilesPtr_ + 1152 + xi * 16);
+          const r3 = v128.load(tilesPtr_ + 1728 + xi * 16);
+          const t0 = i32x4.shuffle(r0, r1, 0, 4, 1, 5);
+          const t1 = i32x4.shuffle(r2, r3, 0, 4, 1, 5);
+          const t2 = i32x4.shuffle(r0, r1, 2, 6, 3, 7);
+          const t3 = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
+          const d = dst + xi * vs;
+          v128.store(d, i32x4.shuffle(t0, t1, 0, 1, 4, 5));
+          v128.store(d, i32x4.shuffle(t0, t1, 2, 3, 6, 7), 16);
+          v128.store(d, i32x4.shuffle(t2, t3, 0, 1, 4, 5), 32);
+          v128.store(d, i32x4.shuffle(t2, t3, 2, 3, 6, 7), 48);
+        }
       }
     }
     for (let s0 = 0; s0 < COUT8; s0 += SLAB) {
@@ -218,8 +248,7 @@ export function compute(): void {
           const panel = uPtr_ + <usize>xi * us + <usize>p * <usize>CP * 32;
           const out = mb + <usize>(p * 8 - s0) * 4;
           for (let q = 0; q < nb; q += 4) {
-            const a0 = v + <usize>q * pixel;
-            tile4x8(a0, a0 + pixel, a0 + 2 * pixel, a0 + 3 * pixel, panel, CP, out + <usize>q * <usize>SLAB * 4, <usize>SLAB * 4);
+            tile4x8(v + <usize>(q >> 2) * <usize>CP * 16, panel, CP, out + <usize>q * <usize>SLAB * 4, <usize>SLAB * 4);
           }
         }
       }
