@@ -72,7 +72,11 @@ export function winogradBackpropFilterInto(
   const cp = Math.ceil(cin / 4) * 4;
   const co4 = Math.ceil(cout / 4) * 4;
   copyPixels(heap, x, n, h, w, cin, top, left, cp === cin, (b, r, col) => k.xPixelPtr(b, r, col), cp);
-  copyPixels(heap, dy, n, oh, ow, cout, 0, 0, co4 === cout, (b, r, col) => k.dyPixelPtr(b, r, col), co4);
+  if (co4 === cout && ow % m === 0 && oh % m === 0) {
+    heap.set(dy.subarray(0, n * oh * ow * cout), k.dyPixelPtr(0, 0, 0) >>> 2); // whole tiles: DYPAD is dy as it is
+  } else {
+    copyPixels(heap, dy, n, oh, ow, cout, 0, 0, co4 === cout, (b, r, col) => k.dyPixelPtr(b, r, col), co4);
+  }
   k.compute();
   const dw = k.dwPtr() >>> 2;
   out.set(heap.subarray(dw, dw + 9 * cin * cout));
