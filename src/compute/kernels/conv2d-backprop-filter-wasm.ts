@@ -2,7 +2,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { BackendError } from '../../errors/index.ts';
 import { WasmModule } from '../../wasm/wasm-module.ts';
+import { conv2dAlgorithm } from './conv2d-algorithm.ts';
 import { isNhwc, isOnes, stride1Padding } from './conv2d-geometry.ts';
+import { winogradBackpropFilterInto } from './winograd-conv2d-backprop-filter-wasm.ts';
 
 /**
  * Conv2DBackpropFilter for the tfjs 'wasm' backend, which ships without one (training a conv net on wasm
@@ -19,6 +21,8 @@ import { isNhwc, isOnes, stride1Padding } from './conv2d-geometry.ts';
  * the zero-padded xpad, dy as it is; the module sums register tiles of 4 (j, ci) × 8 co over chunks of output
  * rows that stay in cache, adding each chunk's sums into dW; dW is copied into the output tensor.
  * (This replaced transpose + XNNPACK Conv2D with the batch as the channel axis + transpose, about 2× slower.)
+ * 3×3 filters with enough channels go to Winograd instead (./winograd-conv2d-backprop-filter-wasm.ts), by the fixed
+ * rule of ./conv2d-algorithm.ts.
  *
  * Deterministic: plain IEEE f32 mul and add in an order that depends only on the shapes, so the same inputs
  * give the same bytes on every call, instance and thread (it differs from XNNPACK's order in the last bits).
@@ -120,10 +124,15 @@ function conv2dBackpropFilterWasm(args: { inputs: tf.NamedTensorInfoMap; backend
   const out = backend.makeOutput([kh, kw, x.shape[3], dy.shape[3]], 'float32');
   try {
     // Views after the allocation: makeOutput may grow (and so detach) the backend's heap.
-    conv2dBackpropFilterInto(
-      backend.typedArrayFromHeap(x) as Float32Array, x.shape, backend.typedArrayFromHeap(dy) as Float32Array, dy.shape,
-      kh, kw, top, left, backend.typedArrayFromHeap(out) as Float32Array,
-    );
+    const xv = backend.typedArrayFromHeap(x) as Float32Array;
+    const dyv = backend.typedArrayFromHeap(dy) as Float32Array;
+    const ov = backend.typedArrayFromHeap(out) as Float32Array;
+    const algorithm = conv2dAlgorithm(kh, kw, x.shape[3], dy.shape[3], dy.shape[1], dy.shape[2]);
+    if (algorithm !== 'direct') {
+      winogradBackpropFilterInto(xv, x.shape, dyv, dy.shape, top, left, ov, algorithm === 'winograd-f4' ? 4 : 2);
+    } else {
+      conv2dBackpropFilterInto(xv, x.shape, dyv, dy.shape, kh, kw, top, left, ov);
+    }
   } catch (err) {
     backend.disposeData(out.dataId);
     throw err;

@@ -2,7 +2,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { BackendError } from '../../errors/index.ts';
 import { WasmModule } from '../../wasm/wasm-module.ts';
+import { conv2dAlgorithm } from './conv2d-algorithm.ts';
 import { isNhwc, isOnes, stride1Padding } from './conv2d-geometry.ts';
+import { winogradCorrelateInto } from './winograd-conv2d-wasm.ts';
 
 /**
  * Conv2D and Conv2DBackpropInput for the tfjs 'wasm' backend, in our own WebAssembly SIMD module
@@ -18,7 +20,8 @@ import { isNhwc, isOnes, stride1Padding } from './conv2d-geometry.ts';
  * filter packed there into panels of 8 output channels; the module sums register tiles of 4 output pixels × 8
  * channels over all (i, j, channel) and the result is copied into the output tensor. On bn-cnn's layers (shard
  * of 64) that is about 1.2–1.4× faster than XNNPACK's Conv2D, which both replace (Conv2DBackpropInput was an
- * XNNPACK Conv2D of dy with the rotated filter; the stock kernel is a scalar loop ~15× slower).
+ * XNNPACK Conv2D of dy with the rotated filter; the stock kernel is a scalar loop ~15× slower). 3×3 filters with
+ * enough channels go to Winograd instead (./winograd-conv2d-wasm.ts), by the fixed rule of ./conv2d-algorithm.ts.
  *
  * The kernel functions return null for anything else (strides, dilations, NCHW, other dtypes); the caller
  * (./wasm-training-kernels.ts, which registers them) then runs the stock kernel.
@@ -96,11 +99,13 @@ function run(
   const out = backend.makeOutput(outShape, 'float32');
   try {
     // Views after the allocation: makeOutput may grow (and so detach) the backend's heap.
-    correlateInto(
-      backend.typedArrayFromHeap(a) as Float32Array, a.shape, top, left,
-      backend.typedArrayFromHeap(filter) as Float32Array, kh, kw, mode,
-      outShape[1], outShape[2], outShape[3], backend.typedArrayFromHeap(out) as Float32Array,
-    );
+    const av = backend.typedArrayFromHeap(a) as Float32Array;
+    const fv = backend.typedArrayFromHeap(filter) as Float32Array;
+    const ov = backend.typedArrayFromHeap(out) as Float32Array;
+    const [, oh, ow, cout] = outShape;
+    const algorithm = conv2dAlgorithm(kh, kw, a.shape[3], cout, oh, ow);
+    if (algorithm === 'direct') correlateInto(av, a.shape, top, left, fv, kh, kw, mode, oh, ow, cout, ov);
+    else winogradCorrelateInto(av, a.shape, top, left, fv, mode, oh, ow, cout, ov, algorithm === 'winograd-f4' ? 4 : 2);
   } catch (err) {
     backend.disposeData(out.dataId);
     throw err;

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { conv2dBackpropInputWasm, conv2dWasm } from './conv2d-wasm.ts';
+import { maxPoolGrad2x2Into } from './max-pool-grad-2x2-wasm.ts';
 
 /**
  * Faster replacements for four stock tfjs-wasm kernels that a training step leans on. Some stock ones are
@@ -15,7 +16,8 @@ import { conv2dBackpropInputWasm, conv2dWasm } from './conv2d-wasm.ts';
  *   project's models): ./conv2d-wasm.ts, a register-tiled GEMM in ./conv2d.wasm, faster than the stock
  *   XNNPACK Conv2D (and than the stock Conv2DBackpropInput, a scalar loop, or XNNPACK on a rotated filter).
  * - MaxPoolGrad: one pass over the pooling windows, sending each window's gradient to its first maximum
- *   (row-major, strict >), exactly the cpu backend's rule.
+ *   (row-major, strict >), exactly the cpu backend's rule; the 2×2/2 pools of bn-cnn in our own WebAssembly SIMD
+ *   module (./max-pool-grad-2x2-wasm.ts), the others in a JavaScript loop over the wasm heap.
  *
  * Anything these do not cover (batched matmuls, strided or dilated convolutions, NCHW) goes to the stock
  * kernel unchanged (FusedConv2D, the tutorial CNN's forward convolution with bias and ReLU, stays XNNPACK's). Every replacement is deterministic: same inputs, same bytes.
@@ -103,14 +105,14 @@ function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
   const x = backend.typedArrayFromHeap(input) as Float32Array;
   const g = backend.typedArrayFromHeap(dy) as Float32Array;
   const dx = backend.typedArrayFromHeap(out) as Float32Array;
+  if (fh === 2 && fw === 2 && strideHeight === 2 && strideWidth === 2 && padTop === 0 && padLeft === 0 &&
+      2 * outHeight <= inHeight && 2 * outWidth <= inWidth) {
+    maxPoolGrad2x2Into(x, input.shape, g, outHeight, outWidth, dx);
+    return out;
+  }
   dx.fill(0);
   const rowStride = inWidth * C;
   const imageStride = inHeight * rowStride;
-  if (fh === 2 && fw === 2 && strideHeight === 2 && strideWidth === 2 && padTop === 0 && padLeft === 0 &&
-      2 * outHeight <= inHeight && 2 * outWidth <= inWidth) {
-    maxPoolGrad2x2(x, g, dx, batchSize, outHeight, outWidth, C, rowStride, imageStride);
-    return out;
-  }
   let gi = 0; // dy is [batch, outHeight, outWidth, C], walked in order
   for (let b = 0; b < batchSize; b++) {
     const base = b * imageStride;
@@ -137,37 +139,6 @@ function maxPoolGrad(args: KernelArgs): tf.TensorInfo {
     }
   }
   return out;
-}
-
-/** The common 2×2, stride 2, unpadded pool, unrolled (about twice as fast as the general loop). */
-function maxPoolGrad2x2(
-  x: Float32Array, g: Float32Array, dx: Float32Array,
-  batchSize: number, outHeight: number, outWidth: number, C: number, rowStride: number, imageStride: number,
-): void {
-  let gi = 0;
-  for (let b = 0; b < batchSize; b++) {
-    for (let yR = 0; yR < outHeight; yR++) {
-      const rowBase = b * imageStride + 2 * yR * rowStride;
-      for (let yC = 0; yC < outWidth; yC++) {
-        const k0 = rowBase + 2 * yC * C;
-        for (let d = 0; d < C; d++, gi++) {
-          // First strict maximum in row-major window order, starting from −∞ like the general loop.
-          const k = k0 + d;
-          let at = -1;
-          let best = Number.NEGATIVE_INFINITY;
-          let v = x[k];
-          if (v > best) { best = v; at = k; }
-          v = x[k + C];
-          if (v > best) { best = v; at = k + C; }
-          v = x[k + rowStride];
-          if (v > best) { best = v; at = k + rowStride; }
-          v = x[k + rowStride + C];
-          if (v > best) at = k + rowStride + C;
-          if (at >= 0) dx[at] += g[gi];
-        }
-      }
-    }
-  }
 }
 
 // ------------------------------------------------------------------------------------------- registration
