@@ -12,3 +12,4 @@ export { RedisConnectionError } from './redis-connection-error.ts';
 export { ReportDataError } from './report-data-error.ts';
 export { ImageDecodeError } from './image-decode-error.ts';
 export { WorkerThreadError } from './worker-thread-error.ts';
+export { NativeInstallError } from './native-install-error.ts';
