@@ -6,7 +6,7 @@ import { IMAGE_BYTES, type ImageSet } from '../data/cifar10-dataset.ts';
 import type { EvalResult } from '../pool/worker-pool.ts';
 import { shardResultLength } from '../pool/shard-result.ts';
 import { BackendError, DatasetError } from '../errors/index.ts';
-import { initBackend, type BackendChoice, type BackendName } from './backend.ts';
+import { initBackend, numericsIdentity, type BackendChoice, type BackendName } from './backend.ts';
 import { FusedTutorialCnn, hasFusedImplementation } from './fused/fused-tutorial-cnn.ts';
 import { PLAIN_RECIPE, type TrainingRecipe } from './training-recipe.ts';
 import { augmentShard } from '../data/augmentation.ts';
@@ -92,8 +92,13 @@ export class ShardComputer {
     if (backend === 'fused' && !fused) {
       throw new BackendError(`Backend 'fused' has no implementation of model '${model.name}'. Use --backend wasm.`);
     }
-    const name = await initBackend(backend, { allowNative: opts.allowNative, fused });
+    const name = await initBackend(backend, { allowNative: opts.allowNative, fused, model: model.name });
     return new ShardComputer(name, model, sets.train, sets.test, recipe);
+  }
+
+  /** What this computer's bytes depend on besides its inputs (./numerics-identity.ts). */
+  get numerics(): string {
+    return numericsIdentity(this.backend);
   }
 
   /** Replaces the weights with a copy of `weights` (flat, in parameterSlices order). */

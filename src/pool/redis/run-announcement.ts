@@ -1,6 +1,6 @@
 /**
  * The run announcement: what a coordinator publishes so that workers know a run is active and whether they can
- * serve it (model, backend, data fingerprint and counts, whether results must be signed). It lives at
+ * serve it (model, backend and its numerics, data fingerprint and counts, whether results must be signed). It lives at
  * `<run>:announce` with a short TTL the coordinator keeps renewing; the run id is also in `<namespace>:runs`.
  * A run listed there whose announcement has expired was left behind by a coordinator that died: anyone may
  * delete its keys (see run-cleanup.ts).
@@ -10,8 +10,11 @@ import type { BackendName } from '../../compute/backend.ts';
 import type { TrainingRecipe } from '../../compute/training-recipe.ts';
 import { RunKeys, runsKey } from './keys.ts';
 
-/** Bumped whenever jobs, results or weights change shape or place (2: weights in the feed only, take-backs on their own stream): workers refuse runs of another protocol. */
-export const PROTOCOL_VERSION = 2;
+/**
+ * Bumped whenever jobs, results or weights change shape or place, or the announcement gains what a worker must
+ * check (2: weights in the feed only, take-backs on their own stream; 3: numerics): workers refuse runs of another protocol.
+ */
+export const PROTOCOL_VERSION = 3;
 
 export interface RunAnnouncement {
   readonly protocol: number;
@@ -22,6 +25,11 @@ export interface RunAnnouncement {
   readonly parameterCount: number;
   readonly classes: number;
   readonly backend: BackendName;
+  /**
+   * The coordinator's engine's numerics identity (src/compute/numerics-identity.ts): a worker whose own engine
+   * reports another one would compute other bytes, and refuses the run.
+   */
+  readonly numerics: string;
   /** SHA-256 of the coordinator's CIFAR-10 files (all of them, whatever the limits). */
   readonly dataFingerprint: string;
   readonly trainCount: number;
@@ -53,7 +61,7 @@ export function parseAnnouncement(text: string | null): RunAnnouncement | undefi
   }
   if (value === null || typeof value !== 'object') return undefined;
   const a = value as Record<string, unknown>;
-  const strings = ['runId', 'model', 'backend', 'dataFingerprint', 'owner', 'host', 'startedAt'];
+  const strings = ['runId', 'model', 'backend', 'numerics', 'dataFingerprint', 'owner', 'host', 'startedAt'];
   const numbers = ['protocol', 'parameterCount', 'classes', 'trainCount', 'testCount', 'pid'];
   if (!strings.every((k) => typeof a[k] === 'string') || !numbers.every((k) => Number.isSafeInteger(a[k]))) return undefined;
   if (a.state !== 'running' && a.state !== 'closing') return undefined;
