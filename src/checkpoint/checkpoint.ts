@@ -4,6 +4,7 @@ import { CheckpointError } from '../errors/index.ts';
 import { writeFileAtomic } from '../fs/atomic-write.ts';
 import type { RunSettings } from '../train/run-settings.ts';
 import { type EpochMetrics, metricsPath } from '../train/metrics-log.ts';
+import { portableNumerics } from '../compute/numerics-identity.ts';
 import { decodeFile, encodeFile, float64FromHex, float64ToHex, FormatProblem } from './checkpoint-format.ts';
 
 /** Where a run stands; enough, with the weights and Adam's state, to continue it bit for bit. */
@@ -56,6 +57,7 @@ const SETTING_TYPES: { readonly [K in keyof RunSettings]-?: 'string' | 'number' 
   testCount: 'number',
   dataFingerprint: 'string',
   backend: 'string',
+  numerics: 'string',
 };
 const SETTING_KEYS = Object.keys(SETTING_TYPES) as (keyof RunSettings)[];
 
@@ -80,6 +82,7 @@ const SETTING_FLAGS: { readonly [K in keyof RunSettings]-?: string } = {
   testCount: '--test-limit',
   dataFingerprint: '--data (the data set files differ)',
   backend: '--backend',
+  numerics: 'the native engine (TensorFlow version, threads, oneDNN, CPU)',
 };
 
 const COUNTERS = ['epochsDone', 'stepInEpoch', 'globalStep', 'epochCorrect', 'epochSeen'] as const;
@@ -151,6 +154,10 @@ export async function readCheckpoint(outDir: string): Promise<Checkpoint> {
     throw corrupt(`its header is not a version ${READABLE_VERSIONS.join(' or ')} ${FORMAT} (format ${JSON.stringify(header.format)}, version ${JSON.stringify(header.version)})`);
   }
   const settings = header.settings as RunSettings;
+  // Written before numerics were recorded: the portable backends had the same bytes then; node's are unknown.
+  if (isRecord(settings) && settings.numerics === undefined && typeof settings.backend === 'string') {
+    (settings as { numerics: string }).numerics = settings.backend === 'node' ? 'node: not recorded' : portableNumerics(settings.backend as 'wasm');
+  }
   const progressIn = header.progress as Record<string, unknown>;
   const bits = header.float64Bits as Record<string, unknown>;
   if (!isRecord(settings) || !isRecord(progressIn) || !isRecord(bits)) throw corrupt('its header lacks settings or progress');
