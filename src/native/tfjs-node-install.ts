@@ -72,11 +72,12 @@ interface Stamp {
 export async function installNative(options: NativeInstallOptions): Promise<NativeInstallResult> {
   const pkg = path.join(options.root, 'node_modules', '@tensorflow', 'tfjs-node');
   const { log } = options;
+  // A given wheel is checked before anything in node_modules changes.
+  const given = options.wheel !== undefined ? await checkWheel(options.wheel) : undefined;
   await ensurePackage(options.root, pkg, log);
   const binding = await bindingPath(pkg);
   const depsStamp = await readStamp(path.join(pkg, 'deps', STAMP));
   const builtStamp = await readStamp(path.join(path.dirname(binding), STAMP));
-  const given = options.wheel !== undefined ? await wheelIdentity(options.wheel) : undefined;
   const inPlace = depsStamp !== undefined && builtStamp !== undefined && sameWheel(depsStamp, builtStamp) &&
     builtStamp.node === process.versions.modules && fs.existsSync(binding) && (given === undefined || sameWheel(given, depsStamp));
   if (inPlace && !options.force) {
@@ -85,8 +86,8 @@ export async function installNative(options: NativeInstallOptions): Promise<Nati
     return { alreadyInstalled: true, tensorflowVersion: version, bindingPath: binding };
   }
 
-  const wheel = options.wheel ?? (await cachedWheel(options.cacheDir ?? defaultCacheDir(), log));
-  const identity = given ?? (await wheelIdentity(wheel));
+  const wheel = options.wheel ?? (await findWheel(options.cacheDir ?? defaultCacheDir(), log));
+  const identity = given ?? (await checkWheel(wheel));
   if (options.force || depsStamp === undefined || !sameWheel(depsStamp, identity)) {
     await stageDeps(pkg, wheel, identity, log);
   } else {
@@ -145,7 +146,7 @@ function defaultCacheDir(): string {
 }
 
 /** Step 2: a cached wheel, or one `pip download` fetches from the configured index into the cache. */
-async function cachedWheel(cacheDir: string, log: (line: string) => void): Promise<string> {
+export async function findWheel(cacheDir: string, log: (line: string) => void): Promise<string> {
   const pattern = new RegExp(`^tensorflow_cpu-${TENSORFLOW_VERSION.replaceAll('.', '\\.')}-.*\\.whl$`);
   const cached = (await readdir(cacheDir).catch(() => [] as string[])).filter((f) => pattern.test(f)).sort();
   if (cached.length > 0) {
@@ -188,11 +189,21 @@ async function findPip(): Promise<string[]> {
   );
 }
 
-async function wheelIdentity(file: string): Promise<Stamp> {
+/** A wheel that exists, is a zip, and holds the two libraries; its identity (name and size) for the stamps. */
+async function checkWheel(file: string): Promise<Stamp> {
   const info = await stat(file).catch(() => undefined);
   if (!info?.isFile()) {
     throw new NativeInstallError(`The wheel ${file} does not exist. Pass a tensorflow_cpu-*.whl file, or leave out --wheel to let pip fetch ${PIP_REQUIREMENT}.`);
   }
+  let zip: ZipArchive;
+  try {
+    zip = await ZipArchive.open(file);
+  } catch (error) {
+    throw new NativeInstallError(`${file} is not a readable wheel (${(error as Error).message}).`);
+  }
+  const missing = WHEEL_LIBS.filter((name) => !zip.entries.has(name));
+  await zip.close();
+  if (missing.length > 0) throw new NativeInstallError(`${file} is not a TensorFlow CPU wheel for Linux: it has no ${missing.join(' or ')}.`);
   return { wheel: path.basename(file), wheelBytes: info.size };
 }
 
@@ -203,18 +214,9 @@ function sameWheel(a: Stamp, b: Stamp): boolean {
 /** Step 3: libraries and headers into deps/, staged beside it and renamed into place. */
 async function stageDeps(pkg: string, wheel: string, identity: Stamp, log: (line: string) => void): Promise<void> {
   const started = Date.now();
-  let zip: ZipArchive;
-  try {
-    zip = await ZipArchive.open(wheel);
-  } catch (error) {
-    throw new NativeInstallError(`${wheel} is not a readable wheel (${(error as Error).message}).`);
-  }
+  const zip = await ZipArchive.open(wheel);
   const staging = path.join(pkg, `deps.staging-${process.pid}`);
   try {
-    const missing = WHEEL_LIBS.filter((name) => !zip.entries.has(name));
-    if (missing.length > 0) {
-      throw new NativeInstallError(`${wheel} is not a TensorFlow CPU wheel for Linux: it has no ${missing.join(' or ')}.`);
-    }
     await rm(staging, { recursive: true, force: true });
     for (const name of WHEEL_LIBS) await zip.extract(name, path.join(staging, 'lib', path.basename(name)));
     for (const [link, target] of Object.entries(LINKER_NAMES)) await symlink(target, path.join(staging, 'lib', link));
