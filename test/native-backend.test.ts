@@ -46,14 +46,14 @@ function pool(model: string, backend: BackendChoice, threads: number, callerComp
   return ThreadPool.create({ model, parameterCount: parameterCount(modelByName(model)), dataset, threads, backend, callerComputes });
 }
 
-/** One step's two shards and an evaluation of all test images, at seeded weights. */
+/** One step's two shards and an evaluation of the first 12 test images, at seeded weights (small: tfjs-cpu is slow). */
 async function computeOnce(p: ThreadPool, model: string) {
   await p.publishWeights(1, initialParameters(modelByName(model), 3));
   const gradients = await p.computeGradients([
-    { step: 4, shard: 0, weightsVersion: 1, indices: Int32Array.from([0, 5, 9, 14, 22]) },
-    { step: 4, shard: 1, weightsVersion: 1, indices: Int32Array.from([1, 2, 30, 39]) },
+    { step: 4, shard: 0, weightsVersion: 1, indices: Int32Array.from([0, 9, 22]) },
+    { step: 4, shard: 1, weightsVersion: 1, indices: Int32Array.from([2, 39]) },
   ]);
-  const evaluation = await evaluateTestSet(p, 1, dataset.test, dataset.classNames);
+  const evaluation = await evaluateTestSet(p, 1, dataset.test, dataset.classNames, 12);
   return { gradients: gradients.map((g) => g.slice()), evaluation };
 }
 
