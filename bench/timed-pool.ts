@@ -30,6 +30,10 @@ export class TimedPool implements WorkerPool {
     return this.inner.backend;
   }
 
+  get numerics() {
+    return this.inner.numerics;
+  }
+
   describe(): string {
     return this.inner.describe();
   }

@@ -65,6 +65,7 @@ export async function measureTraining(
   const settings: RunSettings = {
     model: model.name, parameterCount: parameterCount(model), seed: 1, batchSize: batch, shards, lr: 1e-3, ...ADAM_DEFAULTS,
     ...TUTORIAL_RECIPE, epochs: 1, trainCount: images, testCount: dataset.test.count, dataFingerprint: dataset.fingerprint, backend: pool.backend,
+    numerics: pool.numerics,
   };
   const resumeFrom: Checkpoint = {
     settings,

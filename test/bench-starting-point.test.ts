@@ -9,6 +9,7 @@ import { checkpointPath, writeCheckpoint } from '../src/checkpoint/checkpoint.ts
 import { modelByName } from '../src/model/model-registry.ts';
 import { initialParameters, parameterCount } from '../src/model/parameter-vector.ts';
 import { SeededRandom } from '../src/random/seeded-random.ts';
+import { portableNumerics } from '../src/compute/numerics-identity.ts';
 import type { RunSettings } from '../src/train/run-settings.ts';
 import { BenchError } from '../bench/bench-error.ts';
 import { checkpointStart, freshStart } from '../bench/starting-point.ts';
@@ -24,7 +25,7 @@ function settings(model: string, count: number): RunSettings {
   return {
     model, parameterCount: count, seed: 1, batchSize: 10, shards: 2, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, epochs: 10,
     ...TUTORIAL_RECIPE, trainCount: 50_000, testCount: 10_000,
-    dataFingerprint: 'a'.repeat(64), backend: 'fused',
+    dataFingerprint: 'a'.repeat(64), backend: 'fused', numerics: portableNumerics('fused'),
   };
 }
 

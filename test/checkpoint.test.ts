@@ -8,6 +8,7 @@ import { decodeFile, encodeFile } from '../src/checkpoint/checkpoint-format.ts';
 import { writeFileAtomic } from '../src/fs/atomic-write.ts';
 import { SeededRandom } from '../src/random/seeded-random.ts';
 import { type RunSettings, TUTORIAL_RECIPE } from '../src/train/run-settings.ts';
+import { portableNumerics } from '../src/compute/numerics-identity.ts';
 
 const PARAMS = 81_302;
 
@@ -27,6 +28,7 @@ const SETTINGS: RunSettings = {
   testCount: 10_000,
   dataFingerprint: 'a'.repeat(64),
   backend: 'wasm',
+  numerics: portableNumerics('wasm'),
 };
 
 function randomFloats(n: number, seed: number): Float32Array {

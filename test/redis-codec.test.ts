@@ -220,7 +220,7 @@ test('run cleanup (real Redis): a run\'s keys all go; abandoned runs and earlier
   t.teardown(() => redis.quit());
   const ns = testNamespace('sweep');
   const announcement = (keys: RunKeys, owner: string): RunAnnouncement => ({
-    protocol: 1, runId: keys.runId, state: 'running', model: 'tutorial', parameterCount: 1, classes: 10, backend: 'wasm',
+    protocol: 1, runId: keys.runId, state: 'running', model: 'tutorial', parameterCount: 1, classes: 10, backend: 'wasm', numerics: 'wasm',
     dataFingerprint: 'f', trainCount: 1, testCount: 1, recipe: { seed: 0, augmentation: 'none', labelSmoothing: 0, stepsPerEpoch: 1 }, signed: false, owner, host: 'h', pid: 1,
     startedAt: new Date().toISOString(),
   });

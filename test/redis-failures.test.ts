@@ -5,6 +5,9 @@ import { rm } from 'node:fs/promises';
 import { writeCifar10Fixture, type Cifar10Fixture } from './fixtures/cifar10-fixture.ts';
 import { REDIS_URL, type Proc, redisClient, runCoordinator, scanKeys, startWorker, tempDir, testNamespace, trainArgs } from './fixtures/redis-harness.ts';
 
+/** `text` as a RegExp source matching it literally. */
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
 let fixture: Cifar10Fixture;
 let otherData: Cifar10Fixture;
 const procs: Proc[] = [];
@@ -33,7 +36,7 @@ test('no worker at all: the coordinator says which shards it waits for, then giv
   t.regex(run.output, /Waiting \d+ s for step 0 shard 0 \(job g1-0-1 queued for \d+ s; no worker has taken it\), step 0 shard 1 \(job g1-1-1 queued/);
   t.regex(
     run.output,
-    /Error: Gave up on step 0 after 3 s \(--shard-timeout 3\): still waiting for step 0 shard 0 \(job g1-0-1 queued for 3 s; no worker has taken it\), step 0 shard 1 \(.*\); no worker serves this run\. Start workers with `npm run worker -- --redis redis:\/\/127\.0\.0\.1:6379`/,
+    new RegExp(`Error: Gave up on step 0 after 3 s \\(--shard-timeout 3\\): still waiting for step 0 shard 0 \\(job g1-0-1 queued for 3 s; no worker has taken it\\), step 0 shard 1 \\(.*\\); no worker serves this run\\. Start workers with \`npm run worker -- --redis ${escape(REDIS_URL)}\``),
   );
   t.deepEqual(await scanKeys(redis, `${ns}:*`), []);
 });

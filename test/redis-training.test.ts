@@ -1,4 +1,4 @@
-// Coordinator and `npm run worker` processes over the real Redis at 127.0.0.1:6379: the final weights (and the
+// Coordinator and `npm run worker` processes over the real Redis (TEST_REDIS_URL, else 127.0.0.1:6379): the final weights (and the
 // evaluation) must be byte-identical to the local-thread run with the same settings, whatever happens to the
 // workers, the coordinator, or the results on the way.
 import test from 'ava';
@@ -161,7 +161,7 @@ test('duplicate, late, malformed, wrong-length, NaN, unsigned and badly signed r
       if (served >= kinds.length) void rogue.close();
       return { worker: 'rogue' };
     },
-    { connection: { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null }, prefix: keys.prefix, name: 'rogue', concurrency: 1 },
+    { connection: { host: new URL(REDIS_URL).hostname, port: Number(new URL(REDIS_URL).port || 6379), maxRetriesPerRequest: null }, prefix: keys.prefix, name: 'rogue', concurrency: 1 },
   );
   cleanups.push(() => rogue.close(true));
   await until(async () => served >= 1, 20_000, 'the rogue to take a job');

@@ -42,7 +42,7 @@ export const DEFAULT_WORKER_OPTIONS: WorkerOptions = {
 export const WORKER_FLAGS: FlagTable<WorkerOptions> = {
   redis: { kind: 'string', key: 'redis', help: 'Redis URL, redis://[user:password@]host:port[/db] or rediss:// for TLS (else $REDIS_URL)' },
   data: { kind: 'string', key: 'data', help: 'CIFAR-10 binary folder (else $CIFAR10_DIR, else data/cifar-10-batches-bin); downloaded when absent' },
-  concurrency: { kind: 'integer', key: 'concurrency', help: 'Compute threads = jobs at once (tfjs-node: always 1, it threads itself)', min: 1 },
+  concurrency: { kind: 'integer', key: 'concurrency', help: 'Compute threads = jobs at once', min: 1 },
   backend: { kind: 'string', key: 'backend', help: "Compute backend; 'auto' uses the one each run announces", choices: BACKEND_CHOICES },
   namespace: { kind: 'string', key: 'namespace', help: 'Serve the runs of this Redis key namespace (else $TRAINER_NAMESPACE, else cifar-dp)' },
   'lock-seconds': { kind: 'number', key: 'lockSeconds', help: "BullMQ job lock: a killed worker's job is recomputed elsewhere after 2–3× this", min: 0, exclusiveMin: true },

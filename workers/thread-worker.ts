@@ -29,7 +29,7 @@ export default async function run(task: ThreadTask): Promise<HelloReply | null> 
   const c = await getComputer();
   switch (task.kind) {
     case 'hello':
-      return { backend: c.backend, threadId };
+      return { backend: c.backend, threadId, numerics: c.numerics };
     case 'serve':
       serveChannel(task.memory, task.spinMs, {
         gradient(step, version, indices, out) {

@@ -5,6 +5,7 @@ import { writeFileAtomic } from '../fs/atomic-write.ts';
 import { type RunSettings, TUTORIAL_RECIPE } from '../train/run-settings.ts';
 import type { SgdState } from '../train/sgd.ts';
 import { type EpochMetrics, metricsPath } from '../train/metrics-log.ts';
+import { portableNumerics } from '../compute/numerics-identity.ts';
 import { decodeFile, encodeFile, float64FromHex, float64ToHex, FormatProblem } from './checkpoint-format.ts';
 
 /** Where a run stands; enough, with the weights and Adam's state, to continue it bit for bit. */
@@ -75,6 +76,7 @@ const SETTING_TYPES: { readonly [K in keyof RunSettings]-?: 'string' | 'number' 
   testCount: 'number',
   dataFingerprint: 'string',
   backend: 'string',
+  numerics: 'string',
 };
 const SETTING_KEYS = Object.keys(SETTING_TYPES) as (keyof RunSettings)[];
 
@@ -108,6 +110,7 @@ const SETTING_FLAGS: { readonly [K in keyof RunSettings]-?: string } = {
   testCount: '--test-limit',
   dataFingerprint: '--data (the data set files differ)',
   backend: '--backend',
+  numerics: 'the native engine (TensorFlow version, threads, oneDNN, CPU)',
 };
 
 const COUNTERS = ['epochsDone', 'stepInEpoch', 'globalStep', 'epochCorrect', 'epochSeen'] as const;
@@ -237,9 +240,12 @@ function stateArrays(checkpoint: Checkpoint): [string, Float32Array][] {
 
 /** Settings as this version names them, from a checkpoint of any readable version. */
 function upgradeSettings(settings: unknown, version: number): RunSettings {
-  if (version >= 3 || !isRecord(settings)) return settings as RunSettings;
+  if (!isRecord(settings)) return settings as RunSettings;
+  // Written before numerics were recorded: the portable backends had the same bytes then; node's are unknown.
+  const numerics = settings.numerics ?? (settings.backend === 'node' ? 'node: not recorded' : typeof settings.backend === 'string' ? portableNumerics(settings.backend as 'wasm') : undefined);
+  if (version >= 3) return { ...settings, numerics } as unknown as RunSettings;
   const { augment, ...rest } = settings;
-  return { ...TUTORIAL_RECIPE, ...rest, augmentation: augment === true ? 'crop-flip' : 'none' } as unknown as RunSettings;
+  return { ...TUTORIAL_RECIPE, ...rest, numerics, augmentation: augment === true ? 'crop-flip' : 'none' } as unknown as RunSettings;
 }
 
 /**

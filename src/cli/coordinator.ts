@@ -4,6 +4,7 @@ import path from 'node:path';
 import { DEFAULT_TRAIN_OPTIONS, type TrainOptions } from '../options/train-options.ts';
 import { type CommandHelp, type FlagTable, readCommandLine } from '../options/parse-flags.ts';
 import { BACKEND_CHOICES } from '../compute/backend.ts';
+import { autoReason } from '../compute/auto-backend.ts';
 import { listenForStop, runCli } from './run-cli.ts';
 import { MODELS, modelByName } from '../model/model-registry.ts';
 import type { ModelDefinition } from '../model/model-definition.ts';
@@ -150,13 +151,16 @@ async function main(): Promise<number> {
       lossReduction: options.lossReduction, layerEpochs: options.layerEpochs, lookahead: options.lookahead, tta: options.tta,
       augmentation: options.augmentation, labelSmoothing: options.labelSmoothing, dropLast: options.dropLast,
       trainCount: dataset.train.count, testCount: dataset.test.count, dataFingerprint: dataset.fingerprint, backend: pool.backend,
+      numerics: pool.numerics,
     };
     if (resumeFrom) {
       assertCheckpointMatches(resumeFrom, settings);
       log(`Resuming from ${checkpointPath(options.out)}: ${resumeFrom.progress.epochsDone} epochs done, step ${resumeFrom.progress.globalStep}.`);
     }
-    log(`Backend: ${pool.backend}. Workers: ${pool.describe()}. Model: ${model.name} (${settings.parameterCount} parameters). ` +
+    const why = resumeFrom ? ' (the checkpoint\'s)' : options.backend === 'auto' ? ` (${autoReason(model.name, pool.backend)})` : '';
+    log(`Backend: ${pool.backend}${why}. Workers: ${pool.describe()}. Model: ${model.name} (${settings.parameterCount} parameters). ` +
       `Batch ${settings.batchSize} in ${settings.shards} shards, ${describeOptimizer(settings)}, seed ${settings.seed}.`);
+    if (pool.backend === 'node') log(`Numerics: ${settings.numerics} (recorded in the checkpoint; --resume and remote workers must match it).`);
 
     const outcome = await train({ settings, model, dataset, pool, outDir: options.out, resumeFrom, evalEvery: options.evalEvery, log, stopRequested });
     if (outcome.stopped) return stop.exitCode();

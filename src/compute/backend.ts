@@ -1,5 +1,10 @@
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '../errors/index.ts';
+import { autoRule } from './auto-backend.ts';
+import { nativeNumerics, pinNativeThreads, portableNumerics } from './numerics-identity.ts';
 import { registerConv2dBackpropFilterWasm } from './kernels/conv2d-backprop-filter-wasm.ts';
 import { registerWasmTrainingKernels } from './kernels/wasm-training-kernels.ts';
 
@@ -23,6 +28,8 @@ export interface InitBackendOptions {
    * used, instead of wasm. Default false. 'fused' itself starts no tfjs backend; the caller runs the module.
    */
   fused?: boolean;
+  /** The model to compute: 'auto' then follows its row of ./auto-backend.ts (the fastest measured first). */
+  model?: string;
 }
 
 /** What to do instead when an explicitly chosen backend fails. */
@@ -44,8 +51,9 @@ let queue: Promise<unknown> = Promise.resolve();
 /**
  * Starts a tfjs backend in this thread and makes it current. Returns the backend that runs.
  *
- * - 'auto': tfjs-node if `allowNative` (default) and it loads, else 'fused' if `fused` (the model has a fused
- *   implementation), else wasm, else cpu with a warning.
+ * - 'auto': the first of the model's row in ./auto-backend.ts (the fastest measured first; the default row without
+ *   `model`: node, then wasm) that runs here — 'fused' only if `fused` (the model has a fused implementation),
+ *   'node' only if `allowNative` (default) and it loads — else cpu with a warning.
  * - 'node' | 'wasm' | 'cpu': exactly that one, or a BackendError that names it and says why it failed.
  * - 'fused': returned as is; no tfjs backend is started (the caller runs the model's fused module).
  *
@@ -67,21 +75,10 @@ async function initBackendNow(choice: BackendChoice, options: InitBackendOptions
   }
   const warn = options.warn ?? ((message: string) => console.warn(message));
   if (choice === 'fused') return 'fused';
-  if (choice === 'auto' && options.fused && active !== 'node') {
-    if (options.allowNative ?? true) {
-      try {
-        // tfjs-node first: when it is missing (the usual case) the thread never loads @tensorflow/tfjs, whose
-        // layers, converter and data packages cost ~85 MB per thread and which 'fused' does not need.
-        await loadNative();
-        await registerGradients();
-        await activate('node');
-        return (active = 'node');
-      } catch (err) {
-        if (!(err instanceof NativeMissing)) warn(`Backend: ${(err as Error).message} Using fused instead.`);
-      }
-    }
-    return 'fused';
-  }
+  // 'fused' first where it is the model's fastest and it has one: tfjs then never loads @tensorflow/tfjs, whose
+  // layers, converter and data packages cost ~85 MB per thread and which 'fused' does not need.
+  const order = autoRule(options.model).order.filter((b) => (b !== 'fused' || options.fused) && (b !== 'node' || (options.allowNative ?? true)));
+  if (choice === 'auto' && order[0] === 'fused' && active === null) return 'fused';
   await registerGradients();
   if (active !== null && (choice === 'auto' || choice === active)) {
     // Already running; re-select it if something else in this thread switched tfjs away from it.
@@ -98,23 +95,17 @@ async function initBackendNow(choice: BackendChoice, options: InitBackendOptions
   }
 
   const failures: string[] = [];
-  if (options.allowNative ?? true) {
+  for (const name of order) {
+    if (name === 'fused') return 'fused';
     try {
-      await activate('node');
-      return (active = 'node');
+      await activate(name);
+      return (active = name);
     } catch (err) {
-      // Not installed is the normal case on most machines: say nothing. Installed but broken deserves a line.
-      if (!(err instanceof NativeMissing)) {
-        warn(`Backend: ${(err as Error).message} Using wasm instead.`);
-      }
-      failures.push(`node: ${(err as Error).message}`);
+      // tfjs-node not installed is the normal case on most machines: say nothing. Installed but broken deserves a
+      // line (a failing wasm is named in the cpu fallback's warning below).
+      if (name === 'node' && !(err instanceof NativeMissing)) warn(`Backend: ${(err as Error).message} Trying the next one.`);
+      failures.push(`${name}: ${(err as Error).message}`);
     }
-  }
-  try {
-    await activate('wasm');
-    return (active = 'wasm');
-  } catch (err) {
-    failures.push(`wasm: ${(err as Error).message}`);
   }
   try {
     await activate('cpu');
@@ -185,6 +176,8 @@ async function activate(name: TfjsBackendName): Promise<void> {
 }
 
 async function loadNative(): Promise<void> {
+  // TensorFlow reads its thread counts once, when it loads (./numerics-identity.ts).
+  pinNativeThreads();
   // A variable specifier: the package is optional and usually absent, so TypeScript must not resolve it.
   const specifier: string = NATIVE_PACKAGE;
   try {
@@ -260,6 +253,41 @@ function reason(err: unknown): string {
 /** The tfjs backend initBackend last started in this thread, or null before the first call. */
 export function activeBackend(): BackendName | null {
   return active;
+}
+
+/**
+ * The numerics identity of `name` as it runs in this thread (./numerics-identity.ts): a constant for wasm, fused
+ * and cpu, which give the same bytes on every machine; for node what its bytes depend on, read from the loaded
+ * library and the environment, e.g. `node: tf 2.21.0, intra-op 1, onednn on, isa avx512_core_bf16, cpu AMD EPYC`.
+ */
+export function numericsIdentity(name: BackendName): string {
+  if (name !== 'node') return portableNumerics(name);
+  const native = tf.findBackend(TFJS_NAME.node) as { binding?: { TF_Version?: string } } | null;
+  if (active !== 'node' || !native?.binding?.TF_Version) {
+    throw new BackendError(`numericsIdentity('node') needs tfjs-node running in this thread (initBackend('node') first).`);
+  }
+  return nativeNumerics(native.binding.TF_Version);
+}
+
+/**
+ * Whether more than one thread of this process may load tfjs-node: true for a binding that `npm run native:install`
+ * built (N-API registration by symbol, linked -z nodelete; tested with 4 threads), false for any other (the
+ * prebuilt addon tfjs-node downloads is untested here, and older ones failed with "Module did not self-register").
+ */
+export function nativeThreadsShareProcess(): boolean {
+  try {
+    const pkg = path.dirname(createRequire(import.meta.url).resolve(`${NATIVE_PACKAGE}/package.json`));
+    const lib = path.join(pkg, 'lib');
+    return fs.readdirSync(lib).some((dir) => fs.existsSync(path.join(lib, dir, 'native-install.json')));
+  } catch {
+    return false;
+  }
+}
+
+/** numericsIdentity of `name` for a process that does not compute (a Redis coordinator): starts node in this thread if needed. */
+export async function engineNumerics(name: BackendName): Promise<string> {
+  if (name === 'node') await initBackend('node');
+  return numericsIdentity(name);
 }
 
 /** A short human description for logs and the start-up banner. */

@@ -5,10 +5,10 @@ import { checkImageIndices } from '../data/image-batch.ts';
 import type { EvalResult } from '../pool/worker-pool.ts';
 import { shardResultLength } from '../pool/shard-result.ts';
 import { BackendError, DatasetError } from '../errors/index.ts';
+import { initBackend, numericsIdentity, type BackendChoice, type BackendName } from './backend.ts';
 import { augmentShard } from '../data/augmentation.ts';
 import { flipTranslateShard } from '../data/flip-translate-augmentation.ts';
 import { epochOfStep } from '../train/batch-plan.ts';
-import { initBackend, type BackendChoice, type BackendName } from './backend.ts';
 import { hasFusedImplementation } from './fused/fused-tutorial-cnn.ts';
 import { PLAIN_RECIPE, type TrainingRecipe } from './training-recipe.ts';
 import type { NetworkEngine } from './engines/network-engine.ts';
@@ -71,9 +71,14 @@ export class ShardComputer {
     if (backend === 'fused' && !fused) {
       throw new BackendError(`Backend 'fused' has no implementation of model '${model.name}'. Use --backend wasm.`);
     }
-    const name = await initBackend(backend, { allowNative: opts.allowNative, fused });
+    const name = await initBackend(backend, { allowNative: opts.allowNative, fused, model: model.name });
     const engine = name === 'fused' ? new FusedEngine(recipe.labelSmoothing) : new TfjsEngine(name, model, recipe.labelSmoothing, recipe.seed);
     return new ShardComputer(engine, model, sets.train, sets.test, recipe);
+  }
+
+  /** What this computer's bytes depend on besides its inputs (./numerics-identity.ts). */
+  get numerics(): string {
+    return numericsIdentity(this.backend);
   }
 
   /** Replaces the weights with a copy of `weights` (flat, in parameterSlices order). */

@@ -54,3 +54,6 @@ export class ReportDataError extends TrainerError {}
 
 /** A file given to `npm run predict` cannot be read, or is not a PNG or JPEG image that can be decoded. */
 export class ImageDecodeError extends TrainerError {}
+
+/** The native engine (tfjs-node from a TensorFlow wheel) could not be installed. */
+export class NativeInstallError extends TrainerError {}

@@ -41,6 +41,12 @@ export interface EvalResult {
 export interface WorkerPool {
   /** The backend every shard is computed with (part of the run's settings: backends round differently). */
   readonly backend: BackendName;
+  /**
+   * What the backend's bytes depend on beyond the inputs (../compute/numerics-identity.ts): a constant for wasm,
+   * fused and cpu, the native engine's TensorFlow version, threads, oneDNN setting and CPU for node. Part of the
+   * run's settings.
+   */
+  readonly numerics: string;
   /** One line for the start-up banner, e.g. "2 local worker threads (wasm)". */
   describe(): string;
   /** Makes `weights` visible to every worker as version `version` (versions only grow). */

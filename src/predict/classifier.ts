@@ -19,7 +19,8 @@ export class Classifier {
   /** Loads `<dir>/model.json` + weights.bin (ModelFormatError when absent or damaged) and starts a tfjs backend. */
   static async load(dir: string, backend: BackendChoice = 'auto'): Promise<Classifier> {
     const { model, weights } = await loadLayersModelWeights(dir);
-    const name = await initBackend(backend);
+    // By the model's row of auto's table (fused excluded: a Classifier runs tfjs ops): wasm for the tutorial net.
+    const name = await initBackend(backend, { model: model.name });
     const params = parameterSlices(model).map(({ spec, offset, size }) =>
       tf.tensor(weights.slice(offset, offset + size), spec.shape as number[], 'float32'),
     );

@@ -58,6 +58,8 @@ export interface RunSettings {
   readonly dataFingerprint: string;
   /** Backend the shards are computed with; different backends round differently. */
   readonly backend: BackendName;
+  /** What the backend's bytes depend on beyond these settings (src/compute/numerics-identity.ts): the pool's `numerics`. */
+  readonly numerics: string;
 }
 
 /** The tutorial's recipe: constant learning rate, plain Adam, the mean loss, no augmentation, no label smoothing. */

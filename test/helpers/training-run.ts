@@ -7,6 +7,7 @@ import type { Cifar10Dataset } from '../../src/data/cifar10-dataset.ts';
 import { modelByName } from '../../src/model/model-registry.ts';
 import { parameterCount } from '../../src/model/parameter-vector.ts';
 import { ThreadPool } from '../../src/pool/threads/thread-pool.ts';
+import { portableNumerics } from '../../src/compute/numerics-identity.ts';
 import { ADAM_DEFAULTS } from '../../src/train/adam.ts';
 import { type RunSettings, TUTORIAL_RECIPE } from '../../src/train/run-settings.ts';
 import { train, type TrainerOutcome } from '../../src/train/trainer.ts';
@@ -18,14 +19,19 @@ export function sha256(bytes: Float32Array): string {
   return createHash('sha256').update(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)).digest('hex');
 }
 
+/** Settings of a small run; on node, `numerics` is a placeholder that recordRun replaces with its pool's. */
 export function settingsFor(dataset: Cifar10Dataset, overrides: Partial<RunSettings> = {}): RunSettings {
   const model = modelByName(overrides.model ?? 'tutorial');
+  const backend = overrides.backend ?? 'wasm';
   return {
+    numerics: backend === 'node' ? NATIVE_PLACEHOLDER : portableNumerics(backend),
     model: model.name, parameterCount: parameterCount(model), seed: 5, batchSize: 10, shards: 3, lr: 1e-3,
     ...ADAM_DEFAULTS, ...TUTORIAL_RECIPE, epochs: 2, trainCount: dataset.train.count, testCount: dataset.test.count,
     dataFingerprint: dataset.fingerprint, backend: 'wasm', ...overrides,
   };
 }
+
+const NATIVE_PLACEHOLDER = 'node: the pool\'s';
 
 export interface RecordedRun extends TrainerOutcome {
   /** SHA-256 of the weights after each step, in order. */
@@ -45,6 +51,7 @@ export async function recordRun(
       stepsPerEpoch: stepsPerEpoch(dataset.train.count, settings.batchSize, settings.dropLast),
     }, callerComputes: opts.callerComputes,
   }));
+  if (settings.numerics === NATIVE_PLACEHOLDER) settings = { ...settings, numerics: pool.numerics };
   const outDir = opts.outDir ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'run-')));
   const stepHashes: string[] = [];
   let lastStep = 0;

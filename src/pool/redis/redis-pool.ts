@@ -24,12 +24,11 @@
  * removal (./run-life.ts), riding out a lost connection (./connection-watch.ts).
  */
 import os from 'node:os';
-import { createRequire } from 'node:module';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { BackendChoice, BackendName } from '../../compute/backend.ts';
+import { engineNumerics, type BackendChoice, type BackendName } from '../../compute/backend.ts';
+import { autoCandidates } from '../../compute/auto-backend.ts';
 import { PLAIN_RECIPE, type TrainingRecipe } from '../../compute/training-recipe.ts';
-import { hasFusedImplementation } from '../../compute/fused/fused-tutorial-cnn.ts';
 import type { Cifar10Dataset } from '../../data/cifar10-dataset.ts';
 import { ShardResultError } from '../../errors/index.ts';
 import type { EvalResult, EvalTask, ShardTask, WorkerPool } from '../worker-pool.ts';
@@ -109,6 +108,7 @@ export class RedisPool implements WorkerPool {
     private readonly ahead: HandOutAhead,
     secret: string | undefined,
     readonly backend: BackendName,
+    readonly numerics: string,
   ) {
     this.gradients = new ResultBuffers(options.parameterCount);
     this.rounds = new RoundRunner({
@@ -123,6 +123,8 @@ export class RedisPool implements WorkerPool {
     await checkRedis(target);
     const namespace = resolveNamespace(options.namespace);
     const backend = resolveRemoteBackend(options.backend, options.model);
+    // The coordinator's engine defines the run's numerics; workers whose engine differs refuse the run.
+    const numerics = await engineNumerics(backend);
     const secret = options.secret ?? secretFromEnv();
     const keys = new RunKeys(namespace, newRunId());
     const host = os.hostname();
@@ -151,7 +153,7 @@ export class RedisPool implements WorkerPool {
       await withDeadline(queue.waitUntilReady(), 10_000, () => redisConnectionError(target, new Error('the BullMQ queue did not get ready within 10 s')));
       const announcement: RunAnnouncement = {
         protocol: PROTOCOL_VERSION, runId: keys.runId, state: 'running', model: options.model, parameterCount: options.parameterCount,
-        classes: options.dataset.classNames?.length ?? 10, backend, dataFingerprint: options.dataset.fingerprint,
+        classes: options.dataset.classNames?.length ?? 10, backend, numerics, dataFingerprint: options.dataset.fingerprint,
         trainCount: options.dataset.train.count, testCount: options.dataset.test.count, recipe: options.recipe ?? PLAIN_RECIPE,
         signed: secret !== undefined,
         ...(secret ? { secretCheck: secretCheck(secret, keys.runId) } : {}), owner, host, pid: process.pid, startedAt: new Date().toISOString(),
@@ -164,7 +166,7 @@ export class RedisPool implements WorkerPool {
       };
       const life = await RunLife.start(redis, keys, announcement, options.announceTtlSeconds ?? DEFAULT_ANNOUNCE_TTL_S, republish, options.log);
       const ahead = new HandOutAhead(queue, redis, keys, () => watch.connected);
-      pool = new RedisPool(options, target, clients, queue, keys, weights, watch, life, ahead, secret, backend);
+      pool = new RedisPool(options, target, clients, queue, keys, weights, watch, life, ahead, secret, backend, numerics);
       options.log(
         `Run ${keys.runId} announced on Redis ${target.display} (namespace ${namespace}, backend ${backend}` +
           `${secret ? ', results must be signed with TRAINER_SECRET' : ''}). Start workers with: npm run worker -- --redis <url>`,
@@ -323,16 +325,7 @@ export class RedisPool implements WorkerPool {
   }
 }
 
-/**
- * 'auto' on the coordinator, as local threads choose: tfjs-node when installed here (the workers need it too),
- * else the model's fused WebAssembly module when it has one, else wasm.
- */
+/** 'auto' on the coordinator, as local threads choose (../../compute/auto-backend.ts); the workers need that backend too. */
 export function resolveRemoteBackend(choice: BackendChoice, model: string): BackendName {
-  if (choice !== 'auto') return choice;
-  try {
-    createRequire(import.meta.url).resolve('@tensorflow/tfjs-node');
-    return 'node';
-  } catch {
-    return hasFusedImplementation(model) ? 'fused' : 'wasm';
-  }
+  return choice !== 'auto' ? choice : autoCandidates(model)[0];
 }

@@ -35,7 +35,7 @@ export interface RemoteWorkerOptions {
   readonly target: RedisTarget;
   readonly namespace: string;
   readonly dataset: Cifar10Dataset;
-  /** Compute threads = jobs at once (a native tfjs-node backend always gets one: it threads itself). */
+  /** Compute threads = jobs at once (a tfjs-node binding not built by npm run native:install gets one). */
   readonly concurrency: number;
   /** 'auto': compute with whatever backend the run announces; anything else: refuse runs on another backend. */
   readonly backend: BackendChoice;
@@ -270,6 +270,11 @@ export class RemoteWorker {
     if (pool.backend !== a.backend) {
       await pool.close();
       return this.refuse(keys, `the threads started backend '${pool.backend}', the run needs '${a.backend}'`);
+    }
+    if (pool.numerics !== a.numerics) {
+      await pool.close();
+      return this.refuse(keys, `this worker's ${a.backend} engine would not reproduce the run's bytes: the run computes with "${a.numerics}", ` +
+        `this worker with "${pool.numerics}". Serve it from a machine whose engine matches`);
     }
     if (this.stopping) {
       await pool.close();

@@ -1,6 +1,6 @@
 /**
  * The run announcement: what a coordinator publishes so that workers know a run is active and whether they can
- * serve it (model, backend, data fingerprint and counts, whether results must be signed). It lives at
+ * serve it (model, backend and its numerics, data fingerprint and counts, whether results must be signed). It lives at
  * `<run>:announce` with a short TTL the coordinator keeps renewing; the run id is also in `<namespace>:runs`.
  * A run listed there whose announcement has expired was left behind by a coordinator that died: anyone may
  * delete its keys (see run-cleanup.ts).
@@ -13,7 +13,8 @@ import { RunKeys, runsKey } from './keys.ts';
 /**
  * Bumped whenever jobs, results, weights or the announcement change shape or place (2: weights in the feed
  * only, take-backs on their own stream; 3: the recipe names its augmentation and steps per epoch, evaluation
- * jobs may ask for test-time augmentation): workers refuse runs of another protocol.
+ * jobs may ask for test-time augmentation, and the announcement carries the engine's numerics): workers refuse
+ * runs of another protocol.
  */
 export const PROTOCOL_VERSION = 3;
 
@@ -26,6 +27,11 @@ export interface RunAnnouncement {
   readonly parameterCount: number;
   readonly classes: number;
   readonly backend: BackendName;
+  /**
+   * The coordinator's engine's numerics identity (src/compute/numerics-identity.ts): a worker whose own engine
+   * reports another one would compute other bytes, and refuses the run.
+   */
+  readonly numerics: string;
   /** SHA-256 of the coordinator's CIFAR-10 files (all of them, whatever the limits). */
   readonly dataFingerprint: string;
   readonly trainCount: number;
@@ -57,7 +63,7 @@ export function parseAnnouncement(text: string | null): RunAnnouncement | undefi
   }
   if (value === null || typeof value !== 'object') return undefined;
   const a = value as Record<string, unknown>;
-  const strings = ['runId', 'model', 'backend', 'dataFingerprint', 'owner', 'host', 'startedAt'];
+  const strings = ['runId', 'model', 'backend', 'numerics', 'dataFingerprint', 'owner', 'host', 'startedAt'];
   const numbers = ['protocol', 'parameterCount', 'classes', 'trainCount', 'testCount', 'pid'];
   if (!strings.every((k) => typeof a[k] === 'string') || !numbers.every((k) => Number.isSafeInteger(a[k]))) return undefined;
   if (a.state !== 'running' && a.state !== 'closing') return undefined;

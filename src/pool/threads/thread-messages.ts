@@ -10,7 +10,7 @@ import type { ChannelMemory } from './thread-channel.ts';
 export interface ThreadWorkerData {
   readonly model: string;
   readonly backend: BackendChoice;
-  /** Whether this thread may load @tensorflow/tfjs-node (only ever one thread per process). */
+  /** Whether this thread may load @tensorflow/tfjs-node. */
   readonly allowNative: boolean;
   /** Augmentation and label smoothing of the run. */
   readonly recipe: TrainingRecipe;
@@ -30,4 +30,6 @@ export type ThreadTask =
 export interface HelloReply {
   readonly backend: BackendName;
   readonly threadId: number;
+  /** The thread's engine's numerics identity (../compute/numerics-identity.ts). */
+  readonly numerics: string;
 }

@@ -1,15 +1,15 @@
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { BackendChoice, BackendName } from '../../compute/backend.ts';
+import { nativeThreadsShareProcess, type BackendChoice, type BackendName } from '../../compute/backend.ts';
+import { autoCandidates } from '../../compute/auto-backend.ts';
+import { pinNativeThreads } from '../../compute/numerics-identity.ts';
 import type { Cifar10Dataset } from '../../data/cifar10-dataset.ts';
 import { PLAIN_RECIPE, type TrainingRecipe } from '../../compute/training-recipe.ts';
 import { BackendError, ShardResultError, WorkerThreadError } from '../../errors/index.ts';
 import type { EvalResult, EvalTask, ShardTask, WorkerPool } from '../worker-pool.ts';
 import type { HelloReply, ThreadTask, ThreadWorkerData } from './thread-messages.ts';
 import { validateShardResult, validateShardShape } from '../shard-result.ts';
-import { hasFusedImplementation } from '../../compute/fused/fused-tutorial-cnn.ts';
 import { ShardComputer } from '../../compute/shard-computer.ts';
 import { modelByName } from '../../model/model-registry.ts';
 import { PublishedWeights } from './published-weights.ts';
@@ -20,7 +20,10 @@ export interface ThreadPoolOptions {
   readonly model: string;
   readonly parameterCount: number;
   readonly dataset: Pick<Cifar10Dataset, 'train' | 'test'>;
-  /** Threads wanted; a native (tfjs-node) backend always gets exactly one, since it threads itself. */
+  /**
+   * Threads wanted. On node each is one TensorFlow context with one intra-op thread (../compute/numerics-identity.ts);
+   * a tfjs-node binding that cannot share a process (not built by npm run native:install) gets exactly one.
+   */
   readonly threads: number;
   readonly backend: BackendChoice;
   /** Augmentation and label smoothing (default: none, the tutorial's recipe). */
@@ -44,7 +47,7 @@ export interface ThreadPoolOptions {
    * step: on 2 cores, 2 worker threads + a waiting coordinator are 3 threads for 2 cores, and every result
    * crosses threads; this way there are 2, and one result stays put. For a remote worker with one thread: no
    * hop to a thread and back for every job (its event loop then waits for one task's compute at most, far
-   * less than a BullMQ lock). Ignored for tfjs-node (one thread per process).
+   * less than a BullMQ lock). Ignored for a tfjs-node binding that only one thread per process may load.
    */
   readonly callerComputes?: boolean;
   /**
@@ -90,6 +93,8 @@ export class ThreadPool implements WorkerPool {
     private readonly weights: Float32Array,
     private readonly version: Int32Array,
     readonly backend: BackendName,
+    /** What the backend's bytes depend on (../compute/numerics-identity.ts); the same in every thread of the pool. */
+    readonly numerics: string,
     readonly threads: number,
     private readonly options: ThreadPoolOptions,
     private readonly caller: CallerWorker | null = null,
@@ -108,56 +113,62 @@ export class ThreadPool implements WorkerPool {
     }
   }
 
+  /**
+   * Starts the threads on the explicit backend, or for 'auto' on the first of the model's row in
+   * ../compute/auto-backend.ts that is available here (fused where the model has it, node where tfjs-node is
+   * installed), trying the next when one fails to start. Every thread gets the same explicit backend, so a run
+   * never mixes paths.
+   */
   static async create(options: ThreadPoolOptions): Promise<ThreadPool> {
+    const candidates = options.backend === 'auto' ? autoCandidates(options.model) : [options.backend];
+    for (let i = 0; ; i++) {
+      try {
+        return await ThreadPool.startOn(candidates[i], options);
+      } catch (error) {
+        if (i + 1 >= candidates.length) throw error;
+        (options.log ?? console.warn)(`Backend: ${candidates[i]} did not start (${(error as Error).message}); using ${candidates[i + 1]} instead.`);
+      }
+    }
+  }
+
+  private static async startOn(backend: BackendName, options: ThreadPoolOptions): Promise<ThreadPool> {
     const weights = new SharedArrayBuffer(options.parameterCount * 4);
     const version = new SharedArrayBuffer(4);
     new Int32Array(version)[0] = -1;
-    const start = (threads: number, backend: BackendChoice, allowNative: boolean) => {
-      const workerData: ThreadWorkerData = {
-        model: options.model, backend, allowNative, recipe: options.recipe ?? PLAIN_RECIPE, weights, weightsVersion: version,
-        train: options.dataset.train, test: options.dataset.test,
-      };
-      return new Piscina({ filename: WORKER_FILE, minThreads: threads, maxThreads: threads, idleTimeout: 2 ** 31 - 1, workerData });
-    };
-    const hello = async (pool: Piscina) => (await pool.run({ kind: 'hello' } satisfies ThreadTask)) as HelloReply;
-
-    // tfjs-node may only load in one thread of a process: when it might be wanted, probe with a single thread.
-    const mayBeNative = options.backend === 'node' || (options.backend === 'auto' && nativeBackendInstalled());
-    if (mayBeNative) {
-      const probe = start(1, options.backend, true);
-      const reply = await hello(probe).catch(async (error: unknown) => {
-        await probe.destroy();
-        throw error;
-      });
-      if (reply.backend === 'node') {
-        const { lanes, serving } = serve(probe, 1, options, spinMsFor(options, 1));
-        return new ThreadPool(probe, new Float32Array(weights), new Int32Array(version), 'node', 1, options, null, lanes, serving);
-      }
-      await probe.destroy();
-    }
-    // Every thread gets the same explicit backend, so a run never mixes paths.
-    const backend: BackendChoice = options.backend === 'auto' ? (hasFusedImplementation(options.model) ? 'fused' : 'wasm') : options.backend;
-    const threads = Math.max(1, options.threads);
-    const inCaller = options.callerComputes === true;
+    const native = backend === 'node';
+    // TensorFlow reads its thread counts from the process environment when it loads: pin them before any thread does.
+    if (native) pinNativeThreads();
+    // A binding that only one thread per process may load gets one thread, and this thread never loads it.
+    const shared = !native || nativeThreadsShareProcess();
+    const threads = shared ? Math.max(1, options.threads) : 1;
+    const inCaller = shared && options.callerComputes === true;
     const threadCount = inCaller ? threads - 1 : threads;
-    const piscina = threadCount > 0 ? start(threadCount, backend, false) : null;
+    const workerData: ThreadWorkerData = {
+      model: options.model, backend, allowNative: native, recipe: options.recipe ?? PLAIN_RECIPE, weights, weightsVersion: version,
+      train: options.dataset.train, test: options.dataset.test,
+    };
+    const piscina = threadCount > 0
+      ? new Piscina({ filename: WORKER_FILE, minThreads: threadCount, maxThreads: threadCount, idleTimeout: 2 ** 31 - 1, workerData })
+      : null;
     try {
+      const hello = async (pool: Piscina) => (await pool.run({ kind: 'hello' } satisfies ThreadTask)) as HelloReply;
       const replies = piscina ? await Promise.all(Array.from({ length: threadCount }, () => hello(piscina))) : [];
       let caller: CallerWorker | null = null;
       if (inCaller) {
         const { train, test } = options.dataset;
         const computer = await ShardComputer.create(modelByName(options.model), { train, test }, backend, {
-          allowNative: false, recipe: options.recipe ?? PLAIN_RECIPE,
+          allowNative: native, recipe: options.recipe ?? PLAIN_RECIPE,
         });
         caller = { computer, weights: new PublishedWeights(new Float32Array(weights), new Int32Array(version), 'This thread') };
-        replies.push({ backend: computer.backend, threadId: 0 });
+        replies.push({ backend: computer.backend, threadId: 0, numerics: computer.numerics });
       }
       const backends = new Set(replies.map((r) => r.backend));
-      if (backends.size !== 1) {
-        throw new BackendError(`Worker threads started on different backends (${[...backends].join(', ')}); pass --backend explicitly.`);
+      const numerics = new Set(replies.map((r) => r.numerics));
+      if (backends.size !== 1 || numerics.size !== 1) {
+        throw new BackendError(`Worker threads started different engines (${[...new Set(replies.map((r) => r.numerics))].join(' | ')}); pass --backend explicitly.`);
       }
       const { lanes, serving } = piscina ? serve(piscina, threadCount, options, spinMsFor(options, threads)) : { lanes: [], serving: [] };
-      return new ThreadPool(piscina, new Float32Array(weights), new Int32Array(version), replies[0].backend, threads, options, caller, lanes, serving);
+      return new ThreadPool(piscina, new Float32Array(weights), new Int32Array(version), replies[0].backend, replies[0].numerics, threads, options, caller, lanes, serving);
     } catch (error) {
       await piscina?.destroy();
       throw error;
@@ -329,14 +340,4 @@ function serve(piscina: Piscina, count: number, options: ThreadPoolOptions, spin
     serving.push(task.catch(() => undefined));
   }
   return { lanes, serving };
-}
-
-/** True when @tensorflow/tfjs-node is installed (without loading it: loading it here would claim the process). */
-function nativeBackendInstalled(): boolean {
-  try {
-    createRequire(import.meta.url).resolve('@tensorflow/tfjs-node');
-    return true;
-  } catch {
-    return false;
-  }
 }
