@@ -24,10 +24,11 @@ export const AUTO_RULES: Readonly<Record<string, AutoRule>> = {
     order: ['fused', 'wasm', 'node'],
     why: 'fused trains it 4-8x faster than wasm, 7-8x faster than node',
   },
-  // 2 workers, batch 128, 2026-12-04: node 109 / wasm 57 images/s (median of 5 interleaved rounds, node ahead in each).
+  // 2 workers, batch 128, 2026-12-05, with wasm's Winograd kernels: node 187, 211 / wasm 151, 177 images/s (2 interleaved
+  // rounds, load 5-8; before those kernels node 109 / wasm 57).
   'bn-cnn': {
     order: ['node', 'wasm'],
-    why: 'node trains it 1.9x faster than wasm at batch 128',
+    why: 'node trains it 1.2x faster than wasm at batch 128',
   },
 };
 
